@@ -1,0 +1,8 @@
+module ganeti-userdown
+
+go 1.26
+
+require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/google/go-cmp v0.7.0
+)
