@@ -1,0 +1,272 @@
+package xen
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
+)
+
+func mustState(t *testing.T, f Flavour, letters string, code int) State {
+	t.Helper()
+	st, err := ParseState(f, letters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code >= 0 {
+		st.Code = code
+		st.Reason = ReasonFromCode(code)
+	}
+	return st
+}
+
+// TestParseListGanetiSamples parses listings of the shape Ganeti's own test
+// data records (xl 4.0.1, xl 4.4 with dying "(null)" domains, xm 4.0.1),
+// with xl's tab-separated header shown expanded as in those captures.
+func TestParseListGanetiSamples(t *testing.T) {
+	header := "Name                                        ID   Mem VCPUs      State   Time(s)\n"
+	for _, tc := range []struct {
+		name string
+		f    Flavour
+		out  string
+		want []Domain
+	}{
+		{
+			name: "xl crashed and dying",
+			f:    XL,
+			out: header +
+				"Domain-0                                     0  1023     1     r----- 154706.1\n" +
+				"server01.example.com                         1  1024     1     -b---- 167643.2\n" +
+				"(null)                                   28441   789     1     --psc-      1.2\n" +
+				"alsodying.example.com                    28448  1024     1     --psc-      1.4\n",
+			want: []Domain{
+				{Name: "Domain-0", ID: 0, MemMiB: 1023, VCPUs: 1, State: mustState(t, XL, "r-----", -1), CPUSeconds: 154706.1},
+				{Name: "server01.example.com", ID: 1, MemMiB: 1024, VCPUs: 1, State: mustState(t, XL, "-b----", -1), CPUSeconds: 167643.2},
+				{Name: "(null)", ID: 28441, MemMiB: 789, VCPUs: 1, State: mustState(t, XL, "--psc-", -1), CPUSeconds: 1.2},
+				{Name: "alsodying.example.com", ID: 28448, MemMiB: 1024, VCPUs: 1, State: mustState(t, XL, "--psc-", -1), CPUSeconds: 1.4},
+			},
+		},
+		{
+			name: "xm dom0 only",
+			f:    XM,
+			out:  header + "Domain-0                                     0  1023     1     r----- 121152.6\n",
+			want: []Domain{{Name: "Domain-0", ID: 0, MemMiB: 1023, VCPUs: 1, State: mustState(t, XM, "r-----", -1), CPUSeconds: 121152.6}},
+		},
+		{
+			name: "header only",
+			f:    XL,
+			out:  header,
+			want: []Domain{},
+		},
+		{
+			name: "no final newline, name with spaces",
+			f:    XM,
+			out:  header + "odd name  here                              7   128     1     ----c-      3.0",
+			want: []Domain{{Name: "odd name  here", ID: 7, MemMiB: 128, VCPUs: 1, State: mustState(t, XM, "----c-", -1), CPUSeconds: 3}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseList(tc.f, []byte(tc.out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestParseListVerbose parses `xl list -v` exactly as xl_info.c prints it
+// (tabs in the header, the reason code in hex, "-" when not shut down).
+func TestParseListVerbose(t *testing.T) {
+	out := "Name                                        ID   Mem VCPUs\tState\tTime(s)   UUID                            Reason-Code\tSecurity Label\n" +
+		"Domain-0                                     0  2048     2     r-----     812.3 00000000-0000-0000-0000-000000000000        -                -\n" +
+		"web1.example.com                             3   128     1     ---s--       4.0 5c7c8ea0-1b2d-4e5f-8a9b-0c1d2e3f4a5b        0                -\n" +
+		"db1.example.com                              4   512     1     ---sc-       9.5 6d8d9fb1-2c3e-4f60-9bac-1d2e3f4a5b6c        3                -\n" +
+		"odd.example.com                             12   512     1     ---s?-       9.5 7e9ea0c2-3d4f-4071-acbd-2e3f4a5b6c7d        7                -\n"
+	got, err := ParseList(XL, []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Domain{
+		{Name: "Domain-0", ID: 0, MemMiB: 2048, VCPUs: 2, State: mustState(t, XL, "r-----", -1), UUID: "00000000-0000-0000-0000-000000000000", CPUSeconds: 812.3},
+		{Name: "web1.example.com", ID: 3, MemMiB: 128, VCPUs: 1, State: mustState(t, XL, "---s--", 0), UUID: "5c7c8ea0-1b2d-4e5f-8a9b-0c1d2e3f4a5b", CPUSeconds: 4},
+		{Name: "db1.example.com", ID: 4, MemMiB: 512, VCPUs: 1, State: mustState(t, XL, "---sc-", 3), UUID: "6d8d9fb1-2c3e-4f60-9bac-1d2e3f4a5b6c", CPUSeconds: 9.5},
+		{Name: "odd.example.com", ID: 12, MemMiB: 512, VCPUs: 1, State: mustState(t, XL, "---s?-", 7), UUID: "7e9ea0c2-3d4f-4071-acbd-2e3f4a5b6c7d", CPUSeconds: 9.5},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if !got[1].State.UserPoweredOff() || !got[2].State.Crashed() || got[3].State.Dead() {
+		t.Errorf("predicates wrong: %+v", got)
+	}
+	if got[3].State.Reason != ReasonUnknown {
+		t.Errorf("code 7: reason %v", got[3].State.Reason)
+	}
+}
+
+// TestParseListErrors: any line that does not parse makes the whole
+// listing an error naming that line.
+// Reference: design.md, "Decisions", safety rule 4: "When Xen or cluster
+// state cannot be read or parsed, do nothing and say so."
+func TestParseListErrors(t *testing.T) {
+	plain := "Name                                        ID   Mem VCPUs\tState\tTime(s)\n"
+	verbose := "Name                                        ID   Mem VCPUs\tState\tTime(s)   UUID                            Reason-Code\tSecurity Label\n"
+	dom0 := "Domain-0                                     0  1023     1     r----- 154706.1\n"
+	uuid := "5c7c8ea0-1b2d-4e5f-8a9b-0c1d2e3f4a5b"
+	for _, tc := range []struct {
+		name string
+		f    Flavour
+		out  string
+		line int
+	}{
+		{"empty", XL, "", 0},
+		{"no header", XL, dom0, 1},
+		{"header with missing column", XL, "Name ID Mem VCPUs State\n", 1},
+		{"xm has no -v", XM, verbose, 1},
+		{"claim header", XL, "Name                                        ID   Mem VCPUs\tState\tTime(s)  Claimed\n", 1},
+		{"unknown flavour", "kvm", plain, 0},
+		{"garbage state", XL, plain + dom0 + "web1                                         3   128     1     --      4.0\n", 3},
+		{"bad letter", XL, plain + "web1                                         3   128     1     ---x--      4.0\n", 2},
+		{"reason without shutdown", XL, plain + "web1                                         3   128     1     ----c-      4.0\n", 2},
+		{"too few fields", XL, plain + "web1 3 128 1 ---s--\n", 2},
+		{"no name", XL, plain + "3   128     1     ---s--      4.0\n", 2},
+		{"leading blank", XL, plain + " web1   3   128     1     ---s--      4.0\n", 2},
+		{"bad domid", XL, plain + "web1                                        x3   128     1     ---s--      4.0\n", 2},
+		{"negative domid", XL, plain + "web1                                        -3   128     1     ---s--      4.0\n", 2},
+		{"bad mem", XL, plain + "web1                                         3   12M     1     ---s--      4.0\n", 2},
+		{"bad vcpus", XL, plain + "web1                                         3   128     one   ---s--      4.0\n", 2},
+		{"bad time", XL, plain + "web1                                         3   128     1     ---s--      4,0\n", 2},
+		{"empty line inside", XL, plain + "\n" + dom0, 2},
+		{"carriage return", XL, plain + strings.TrimSuffix(dom0, "\n") + "\r\n", 2},
+		{"duplicate domid", XL, plain + dom0 + dom0, 3},
+		{"verbose bad uuid", XL, verbose + "web1                                         3   128     1     ---s--       4.0 5c7c8ea0        0                -\n", 2},
+		{"verbose missing label", XL, verbose + "web1                                         3   128     1     ---s--       4.0 " + uuid + "        0\n", 2},
+		{"verbose code while running", XL, verbose + "web1                                         3   128     1     r-----       4.0 " + uuid + "        0                -\n", 2},
+		{"verbose no code while shut down", XL, verbose + "web1                                         3   128     1     ---s--       4.0 " + uuid + "        -                -\n", 2},
+		{"verbose code contradicts letter", XL, verbose + "web1                                         3   128     1     ---s--       4.0 " + uuid + "        3                -\n", 2},
+		{"verbose bad code", XL, verbose + "web1                                         3   128     1     ---s--       4.0 " + uuid + "        zz               -\n", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doms, err := ParseList(tc.f, []byte(tc.out))
+			if err == nil {
+				t.Fatalf("parsed as %+v, want an error", doms)
+			}
+			var le *ListError
+			if !errors.As(err, &le) {
+				t.Fatalf("error %T %v, want *ListError", err, err)
+			}
+			if le.Line != tc.line {
+				t.Errorf("error names line %d, want %d: %v", le.Line, tc.line, err)
+			}
+			if doms != nil {
+				t.Errorf("partial result %+v", doms)
+			}
+			if tc.line > 0 && !strings.Contains(err.Error(), fmt.Sprintf("line %d", tc.line)) {
+				t.Errorf("message does not name the line: %v", err)
+			}
+		})
+	}
+}
+
+// genState draws a state xl (or xm) can print, including race combinations.
+func genState(t *rapid.T, f Flavour) State {
+	st := State{
+		Running:  rapid.Bool().Draw(t, "running"),
+		Blocked:  rapid.Bool().Draw(t, "blocked"),
+		Paused:   rapid.Bool().Draw(t, "paused"),
+		Shutdown: rapid.Bool().Draw(t, "shutdown"),
+		Dying:    rapid.Bool().Draw(t, "dying"),
+		Code:     -1,
+	}
+	switch f {
+	case XL:
+		if st.Shutdown {
+			st.Code = rapid.OneOf(rapid.IntRange(0, 5), rapid.IntRange(6, 0xffff)).Draw(t, "code")
+			st.Reason = ReasonFromCode(st.Code)
+		}
+	case XM:
+		if rapid.Bool().Draw(t, "crashed") {
+			st.Reason = ReasonCrash
+		} else if st.Shutdown {
+			st.Reason = ReasonPoweroff
+		}
+	}
+	st.Letters = st.Column(f)
+	return st
+}
+
+var nameGen = rapid.OneOf(
+	rapid.StringMatching(`[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}`),
+	rapid.Just("(null)"),
+	rapid.Just("Domain-0"),
+	rapid.StringMatching(`[a-zA-Z0-9_.:()-]{41,60}`), // wider than the column
+)
+
+// TestListRoundTrip is the property test: generated domains printed with
+// the xl_info.c (or xm) format parse back to the same domains.
+func TestListRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		f := rapid.SampledFrom([]Flavour{XL, XM}).Draw(t, "flavour")
+		verbose := f == XL && rapid.Bool().Draw(t, "verbose")
+		n := rapid.IntRange(0, 8).Draw(t, "n")
+		ids := rapid.SliceOfNDistinct(rapid.IntRange(0, 70000), n, n, rapid.ID[int]).Draw(t, "ids")
+		doms := make([]Domain, n)
+		for i := range doms {
+			d := Domain{
+				Name:       nameGen.Draw(t, "name"),
+				ID:         ids[i],
+				MemMiB:     rapid.IntRange(0, 1<<22).Draw(t, "mem"),
+				VCPUs:      rapid.IntRange(0, 512).Draw(t, "vcpus"),
+				State:      genState(t, f),
+				CPUSeconds: float64(rapid.IntRange(0, 1e9).Draw(t, "deciseconds")) / 10,
+			}
+			if verbose {
+				d.UUID = rapid.StringMatching(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`).Draw(t, "uuid")
+			} else {
+				d.State.Code = -1
+				if f == XL && d.State.Shutdown {
+					d.State.Reason = reasonOfLetter(d.State.Letters[4])
+				}
+			}
+			doms[i] = d
+		}
+		out := FormatList(f, verbose, doms)
+		got, err := ParseList(f, out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if diff := cmp.Diff(doms, got, cmp.Comparer(func(a, b float64) bool { return fmt.Sprintf("%.1f", a) == fmt.Sprintf("%.1f", b) })); diff != "" {
+			t.Fatalf("round trip (-printed +parsed):\n%s\n%s", diff, out)
+		}
+	})
+}
+
+// reasonOfLetter is what plain `xl list` tells about a shut-down domain.
+func reasonOfLetter(c byte) Reason {
+	if i := strings.IndexByte(reasonLetters, c); i >= 0 {
+		return ReasonFromCode(i)
+	}
+	return ReasonUnknown
+}
+
+func BenchmarkParseList(b *testing.B) {
+	doms := make([]Domain, 100)
+	for i := range doms {
+		st, _ := ParseState(XL, "-b----")
+		doms[i] = Domain{Name: fmt.Sprintf("instance%03d.example.com", i), ID: i, MemMiB: 1024, VCPUs: 2, State: st,
+			UUID: fmt.Sprintf("5c7c8ea0-1b2d-4e5f-8a9b-%012d", i), CPUSeconds: 1234.5}
+	}
+	out := FormatList(XL, true, doms)
+	b.SetBytes(int64(len(out)))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ParseList(XL, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
