@@ -133,7 +133,7 @@ func (f *File) ensure(actions []config.KeyValue) ([]byte, bool, error) {
 }
 
 // QuoteStyle returns the quote character most strings of the file use:
-// '"' when double quotes are in the majority, else '\'' (Ganeti's).
+// '"' when double quotes are in the majority, else '\” (Ganeti's).
 func (f *File) QuoteStyle() byte {
 	single, double := 0, 0
 	for _, t := range f.tokens {
@@ -152,7 +152,7 @@ func (f *File) QuoteStyle() byte {
 	return '\''
 }
 
-// Quote returns v as a string literal of Xen's grammar in quote q ('\''
+// Quote returns v as a string literal of Xen's grammar in quote q ('\”
 // or '"'), escaping backslashes, the quote and the control characters that
 // have an escape. v must not contain a NUL byte, which Xen's strings
 // cannot carry.

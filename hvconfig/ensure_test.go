@@ -52,10 +52,10 @@ func TestEnsure(t *testing.T) {
 			want: "# on_poweroff = 'destroy'\nextra = 'on_crash = restart'\non_poweroff = 'preserve'\non_crash = 'preserve'\non_shutdown = 'preserve'\n",
 		},
 		{
-			name: "duplicates all take the value",
-			src:  "on_crash = 'restart'\nmemory = 1\non_crash = 'destroy' # again\n",
+			name:    "duplicates all take the value",
+			src:     "on_crash = 'restart'\nmemory = 1\non_crash = 'destroy' # again\n",
 			actions: []config.KeyValue{{Key: "on_crash", Value: "preserve"}},
-			want: "on_crash = 'preserve'\nmemory = 1\non_crash = 'preserve' # again\n",
+			want:    "on_crash = 'preserve'\nmemory = 1\non_crash = 'preserve' # again\n",
 		},
 		{
 			name:    "several statements on a line",
