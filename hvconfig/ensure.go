@@ -133,7 +133,8 @@ func (f *File) ensure(actions []config.KeyValue) ([]byte, bool, error) {
 }
 
 // QuoteStyle returns the quote character most strings of the file use:
-// '"' when double quotes are in the majority, else '\” (Ganeti's).
+// a double quote when those are in the majority, else a single quote (as
+// Ganeti writes).
 func (f *File) QuoteStyle() byte {
 	single, double := 0, 0
 	for _, t := range f.tokens {
@@ -152,8 +153,8 @@ func (f *File) QuoteStyle() byte {
 	return '\''
 }
 
-// Quote returns v as a string literal of Xen's grammar in quote q ('\”
-// or '"'), escaping backslashes, the quote and the control characters that
+// Quote returns v as a string literal of Xen's grammar in quote q (a
+// single or a double quote), escaping backslashes, the quote and the control characters that
 // have an escape. v must not contain a NUL byte, which Xen's strings
 // cannot carry.
 func Quote(v string, q byte) string {

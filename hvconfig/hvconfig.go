@@ -55,7 +55,7 @@ type Value struct {
 	// List holds the items of a list.
 	List []Value
 	// Quote is the quote character of a string as written in the file
-	// ('\'' or '"'); 0 for numbers, lists and values built by `+=`.
+	// (a single or a double quote); 0 for numbers, lists and values built by `+=`.
 	Quote byte
 }
 
