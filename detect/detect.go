@@ -1,0 +1,347 @@
+// Package detect is ganeti-userdown's decision core: given this node's Xen
+// domains, the cluster's view of its instances, the instance locks, the
+// recorded intents and shutdown observations, it decides for every domain
+// exactly one of running, mark-down, destroy, wait, host-initiated,
+// not-ganeti or dom0, with a one-line reason an operator can read.
+//
+// Everything here is pure: no I/O, no clock of its own.
+package detect
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/xen"
+)
+
+// Kind is the decision taken for one domain.
+type Kind string
+
+// The decisions of the design's "Decisions" section.
+const (
+	// Running: the domain runs (or is in a reboot that Xen completes).
+	Running Kind = "running"
+	// MarkDown: the instance's user powered it off; mark it down in Ganeti.
+	MarkDown Kind = "mark-down"
+	// Destroy: the preserved domain may be destroyed now.
+	Destroy Kind = "destroy"
+	// Wait: nothing to do yet (settle period, a Ganeti job holds the
+	// instance, an operation in flight, policy ignore).
+	Wait Kind = "wait"
+	// HostInitiated: Ganeti or an operator asked for this shutdown.
+	HostInitiated Kind = "host-initiated"
+	// NotGaneti: no Ganeti instance of this node has this name; never
+	// touched.
+	NotGaneti Kind = "not-ganeti"
+	// Dom0: the control domain.
+	Dom0 Kind = "dom0"
+)
+
+// Policies for a user shutdown, from [policy] default or the instance tag
+// userdown:<policy>.
+const (
+	PolicyDown    = "down"
+	PolicyRestart = "restart"
+	PolicyIgnore  = "ignore"
+)
+
+// TagPrefix starts the instance tags that override the policy.
+const TagPrefix = "userdown:"
+
+// Decision is what to do with one domain, as `userdown-detect --json`
+// reports it.
+type Decision struct {
+	Name       string            `json:"name"`
+	DomID      int               `json:"domid"`
+	UUID       string            `json:"uuid,omitempty"`
+	State      string            `json:"state"`
+	Reason     xen.Reason        `json:"reason"`
+	AdminState ganeti.AdminState `json:"admin_state,omitempty"`
+	Policy     string            `json:"policy,omitempty"`
+	Decision   Kind              `json:"decision"`
+	Why        string            `json:"why"`
+	// UserSource: mark down with admin_state_source "user" (the cluster's
+	// own user-shutdown handling is on, so it reports USER_down).
+	UserSource bool `json:"user_source,omitempty"`
+	// DumpCore: dump the crashed domain's core before destroying it.
+	DumpCore bool `json:"dump_core,omitempty"`
+}
+
+// Domain returns the identity of the decided domain, as destroy.Safely
+// wants it.
+func (d Decision) Domain() xen.Domain {
+	return xen.Domain{Name: d.Name, ID: d.DomID, UUID: d.UUID}
+}
+
+// Input is everything a decision depends on.
+type Input struct {
+	// Node is this node's Ganeti name.
+	Node string
+	// Flavour is the toolstack the domains were listed with.
+	Flavour xen.Flavour
+	// Domains is the toolstack's list, dom0 included.
+	Domains []xen.Domain
+	// Queried tells whether the cluster was asked: when false (every
+	// domain was alive, see NeedsCluster) Instances is ignored.
+	Queried bool
+	// Instances are the cluster's instances (config-only view).
+	Instances []ganeti.Instance
+	// Locked names the instances a Ganeti job holds.
+	Locked map[string]bool
+	// Intents are the recorded intents (expired ones are ignored here too).
+	Intents []state.Intent
+	// Observations say since when each shut-down domain has been seen so.
+	Observations state.Observations
+	// DefaultPolicy is [policy] default.
+	DefaultPolicy string
+	// Settle is [policy] settle: a shutdown younger than that is not acted
+	// on yet.
+	Settle time.Duration
+	// UserShutdown: the cluster's own user-shutdown handling is on
+	// (ssconf_enabled_user_shutdown).
+	UserShutdown bool
+	// DumpCrashes: [crash] dump_dir is set.
+	DumpCrashes bool
+	// Now is the time of the run.
+	Now time.Time
+}
+
+// NeedsCluster reports whether any domain other than dom0 is shut down or
+// crashed for good: only then does a decision need the cluster's view.
+// Running domains and operations in flight (suspend, reboot) need no
+// request to the master.
+func NeedsCluster(domains []xen.Domain) bool {
+	for _, d := range domains {
+		if d.IsDom0() {
+			continue
+		}
+		if !d.State.Alive() && !d.State.Transient() {
+			return true
+		}
+	}
+	return false
+}
+
+// Decide returns exactly one decision per domain, in the order of
+// in.Domains.
+func Decide(in Input) []Decision {
+	inst := make(map[string]*ganeti.Instance, len(in.Instances))
+	if in.Queried {
+		for i := range in.Instances {
+			x := &in.Instances[i]
+			if x.PrimaryNode == in.Node {
+				inst[x.Name] = x
+			}
+		}
+	}
+	byName := make(map[string]state.Intent)
+	byUUID := make(map[string]state.Intent)
+	for _, it := range in.Intents {
+		if !it.Live(in.Now) {
+			continue
+		}
+		if it.Instance != "" {
+			if _, ok := byName[it.Instance]; !ok {
+				byName[it.Instance] = it
+			}
+		}
+		if it.UUID != "" {
+			u := strings.ToLower(it.UUID)
+			if _, ok := byUUID[u]; !ok {
+				byUUID[u] = it
+			}
+		}
+	}
+	out := make([]Decision, 0, len(in.Domains))
+	for _, d := range in.Domains {
+		out = append(out, decideOne(&in, d, inst, byName, byUUID))
+	}
+	return out
+}
+
+func decideOne(in *Input, d xen.Domain, inst map[string]*ganeti.Instance, byName, byUUID map[string]state.Intent) Decision {
+	dec := Decision{Name: d.Name, DomID: d.ID, UUID: d.UUID, State: d.State.Letters, Reason: d.State.Reason}
+	set := func(k Kind, why string) Decision {
+		dec.Decision, dec.Why = k, why
+		return dec
+	}
+	st := d.State
+	if d.IsDom0() {
+		return set(Dom0, "the control domain")
+	}
+	if !in.Queried {
+		switch {
+		case st.Alive():
+			return set(Running, aliveWhy(st))
+		case st.Transient():
+			return set(Running, transientWhy(st))
+		}
+		return set(Wait, "shut down, but the cluster was not queried")
+	}
+	x, ok := inst[d.Name]
+	if !ok {
+		return set(NotGaneti, fmt.Sprintf("no Ganeti instance with primary node %s is named %s", in.Node, d.Name))
+	}
+	dec.AdminState = x.AdminState
+	policy, note := PolicyFor(x.Tags, in.DefaultPolicy)
+	dec.Policy = policy
+	switch {
+	case st.Alive():
+		return set(Running, aliveWhy(st))
+	case st.Dying:
+		return set(Wait, "dying: Xen is already destroying it")
+	case st.Transient():
+		if st.Reason == xen.ReasonSuspend {
+			return set(Wait, transientWhy(st))
+		}
+		return set(Running, transientWhy(st))
+	case st.Reason == xen.ReasonSoftReset:
+		return set(Wait, "soft reset in flight")
+	case st.Reason != xen.ReasonPoweroff && st.Reason != xen.ReasonCrash && st.Reason != xen.ReasonWatchdog:
+		return set(Wait, fmt.Sprintf("shut down for a reason Xen does not name (%s): left alone", st.Letters))
+	}
+	// The domain stopped for good: powered off, crashed or watchdog.
+	if in.Locked[x.Name] {
+		return set(Wait, "a Ganeti job holds instance/"+x.Name)
+	}
+	if it, ok := byName[x.Name]; ok {
+		return set(HostInitiated, fmt.Sprintf("%s asked by Ganeti (%s intent, expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339)))
+	}
+	if d.UUID != "" {
+		if it, ok := byUUID[strings.ToLower(d.UUID)]; ok {
+			return set(HostInitiated, fmt.Sprintf("%s asked through the toolstack (%s intent, expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339)))
+		}
+	}
+	if policy == PolicyIgnore {
+		return set(Wait, "policy ignore"+note)
+	}
+	if in.Settle > 0 {
+		since, seen := in.Observations.Since(d)
+		if !seen {
+			return set(Wait, fmt.Sprintf("shutdown first seen now; acting after settle %s", in.Settle))
+		}
+		if age := in.Now.Sub(since); age < in.Settle {
+			return set(Wait, fmt.Sprintf("shut down for %s, less than settle %s", age.Round(time.Second), in.Settle))
+		}
+	}
+	if x.AdminState != ganeti.AdminUp {
+		return set(Destroy, fmt.Sprintf("instance is admin %s: the preserved domain may go", x.AdminState))
+	}
+	if st.GuestFailed() {
+		if st.Reason == xen.ReasonCrash {
+			dec.DumpCore = in.DumpCrashes
+			return set(Destroy, "crashed: destroyed so that Ganeti restarts it")
+		}
+		return set(Destroy, "stopped by its watchdog: destroyed so that Ganeti restarts it")
+	}
+	// A user shutdown of an instance Ganeti wants up.
+	if policy == PolicyRestart {
+		return set(Destroy, "powered off by its user, policy restart"+note+": the watcher restarts it")
+	}
+	dec.UserSource = in.UserShutdown
+	return set(MarkDown, "powered off by its user, policy down"+note)
+}
+
+func aliveWhy(st xen.State) string {
+	if st.Paused {
+		return "paused"
+	}
+	return "running"
+}
+
+func transientWhy(st xen.State) string {
+	if st.Reason == xen.ReasonSuspend {
+		return "suspended: a save or migration in flight"
+	}
+	return "reboot in flight: Xen starts it again"
+}
+
+// PolicyFor returns the policy an instance's tags give, def when no tag
+// userdown:down|restart|ignore is present. Conflicting tags resolve to the
+// most careful one (ignore, then down, then restart); note then says so,
+// and it names unknown userdown: tags. note is "" or starts with " (".
+func PolicyFor(tags []string, def string) (policy, note string) {
+	var found []string
+	var unknown []string
+	for _, t := range tags {
+		p, ok := strings.CutPrefix(t, TagPrefix)
+		if !ok {
+			continue
+		}
+		switch p {
+		case PolicyDown, PolicyRestart, PolicyIgnore:
+			found = append(found, p)
+		default:
+			unknown = append(unknown, t)
+		}
+	}
+	policy = def
+	var notes []string
+	if len(found) > 0 {
+		for _, p := range []string{PolicyIgnore, PolicyDown, PolicyRestart} {
+			if contains(found, p) {
+				policy = p
+				break
+			}
+		}
+		notes = append(notes, "tag "+TagPrefix+policy)
+		if distinct(found) > 1 {
+			notes = append(notes, "conflicting tags, the most careful wins")
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		notes = append(notes, "unknown tag "+strings.Join(unknown, ", "))
+	}
+	if len(notes) > 0 {
+		note = " (" + strings.Join(notes, "; ") + ")"
+	}
+	return policy, note
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func distinct(ss []string) int {
+	m := map[string]bool{}
+	for _, s := range ss {
+		m[s] = true
+	}
+	return len(m)
+}
+
+// ToMarkDown returns the names of the instances to mark down, sorted.
+func ToMarkDown(ds []Decision) []string {
+	var names []string
+	for _, d := range ds {
+		if d.Decision == MarkDown {
+			names = append(names, d.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LockCandidates returns the instances whose decision would act
+// (mark-down or destroy), sorted: the only ones worth asking Ganeti about
+// locks.
+func LockCandidates(ds []Decision) []string {
+	var names []string
+	for _, d := range ds {
+		if d.Decision == MarkDown || d.Decision == Destroy {
+			names = append(names, d.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
