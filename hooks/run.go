@@ -1,0 +1,266 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"ganeti-userdown/destroy"
+	"ganeti-userdown/detect"
+	"ganeti-userdown/hvconfig"
+	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/xen"
+)
+
+// Toolstack is what the hook actions need from Xen (satisfied by
+// *xen.Client).
+type Toolstack interface {
+	destroy.Toolstack
+	List(ctx context.Context) ([]xen.Domain, error)
+	Actions(ctx context.Context, dom string) (map[string]string, error)
+	DumpCore(ctx context.Context, domid int, path string) error
+}
+
+// IntentStore is what the hook actions need from the state directory
+// (satisfied by *state.Store).
+type IntentStore interface {
+	RecordIntent(in state.Intent) error
+	ClearIntents(instance, op string) error
+	Intents(now time.Time) (live []state.Intent, problems []error)
+}
+
+// Runner carries out a Decision on this node.
+type Runner struct {
+	Xen     Toolstack
+	Intents IntentStore
+	// ConfigDir holds the stored domain configs, one file per instance.
+	ConfigDir string
+	// Actions are the domain actions to write and verify.
+	Actions []config.KeyValue
+	// IntentTTL is how long a recorded intent stays live.
+	IntentTTL time.Duration
+	// DumpDir, when set, receives a core dump of a crashed domain before
+	// a hook destroys it.
+	DumpDir string
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Log receives one record per step (slog.Default when nil).
+	Log *slog.Logger
+}
+
+// Outcome is what one action did.
+type Outcome struct {
+	Action Action `json:"action"`
+	// Done says what happened, in one line.
+	Done string `json:"done,omitempty"`
+	// Problem is a finding the operator must see (a domain running
+	// without preserve), in one line.
+	Problem string `json:"problem,omitempty"`
+	// Err is set when the action failed.
+	Err error `json:"-"`
+	// Error is Err's text, for JSON.
+	Error string `json:"error,omitempty"`
+}
+
+// Failed reports whether the outcome is a failure or a problem.
+func (o Outcome) Failed() bool { return o.Err != nil || o.Problem != "" }
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
+}
+
+// Run performs every action of d in order and reports each. One failing
+// action does not stop the others.
+func (r *Runner) Run(ctx context.Context, d Decision) []Outcome {
+	out := make([]Outcome, 0, len(d.Actions))
+	for _, a := range d.Actions {
+		o := r.do(ctx, a)
+		o.Action = a
+		if o.Err != nil {
+			o.Error = o.Err.Error()
+			r.log().Error("hook action failed", "action", a.Kind, "instance", a.Instance, "err", o.Err)
+		} else if o.Problem != "" {
+			r.log().Error("hook action found a problem", "action", a.Kind, "instance", a.Instance, "problem", o.Problem)
+		} else {
+			r.log().Info("hook action done", "action", a.Kind, "instance", a.Instance, "done", o.Done)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+func (r *Runner) do(ctx context.Context, a Action) Outcome {
+	// Plan validated the name already; check again since a Decision
+	// can be built by hand.
+	if err := ValidName(a.Instance); err != nil {
+		return Outcome{Err: fmt.Errorf("instance name: %w", err)}
+	}
+	switch a.Kind {
+	case DestroyDead:
+		return r.destroyDead(ctx, a.Instance)
+	case RewriteConfig:
+		return r.rewrite(a.Instance, a.Optional)
+	case VerifyActions:
+		return r.verify(ctx, a.Instance)
+	case RecordIntent:
+		now := r.now()
+		in := NewIntent(a.Instance, a.Op, now, r.IntentTTL)
+		if err := r.Intents.RecordIntent(in); err != nil {
+			return Outcome{Err: err}
+		}
+		return Outcome{Done: fmt.Sprintf("recorded a %s intent for %s until %s", a.Op, a.Instance, in.Expires.Format(time.RFC3339))}
+	case ClearIntents:
+		if err := r.Intents.ClearIntents(a.Instance, a.Op); err != nil {
+			return Outcome{Err: err}
+		}
+		return Outcome{Done: fmt.Sprintf("cleared the %s intents of %s", a.Op, a.Instance)}
+	case FreeMemory:
+		return r.freeMemory(ctx, a.Instance)
+	}
+	return Outcome{Err: fmt.Errorf("unknown action %q", a.Kind)}
+}
+
+// destroyDead destroys the preserved dead domains of instance, by domid,
+// each re-checked right before (destroy.Safely). A crashed one is dumped
+// first when a dump directory is configured.
+func (r *Runner) destroyDead(ctx context.Context, instance string) Outcome {
+	doms, err := r.Xen.List(ctx)
+	if err != nil {
+		return Outcome{Err: fmt.Errorf("list domains: %w", err)}
+	}
+	dead := DeadDomainsOf(doms, instance)
+	if len(dead) == 0 {
+		return Outcome{Done: fmt.Sprintf("no preserved dead domain of %s", instance)}
+	}
+	var done []string
+	var errs []error
+	for _, d := range dead {
+		msg, err := r.destroyOne(ctx, d, "the administrator is starting "+instance)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if msg != "" {
+			done = append(done, msg)
+		}
+	}
+	return Outcome{Done: strings.Join(done, "; "), Err: errors.Join(errs...)}
+}
+
+// destroyOne dumps a crashed domain when configured, then destroys it
+// safely, and says what happened.
+func (r *Runner) destroyOne(ctx context.Context, d xen.Domain, why string) (string, error) {
+	var notes []string
+	if d.State.Crashed() && r.DumpDir != "" {
+		path := detect.DumpPath(r.DumpDir, d.Name, r.now())
+		if err := r.Xen.DumpCore(ctx, d.ID, path); err != nil {
+			// A lost dump must not block the start: say so and go on.
+			r.log().Warn("core dump failed; destroying anyway", "domain", d.Name, "domid", d.ID, "err", err)
+			notes = append(notes, "core dump failed")
+		} else {
+			notes = append(notes, "core dumped to "+path)
+		}
+	}
+	res, err := destroy.Safely(ctx, r.Xen, d)
+	if err != nil {
+		return "", err
+	}
+	if !res.Destroyed {
+		return fmt.Sprintf("left domain %d (%s): %s", d.ID, d.Name, res.Skipped), nil
+	}
+	s := fmt.Sprintf("destroyed domain %d (%s, %s): %s", d.ID, d.Name, d.State.Letters, why)
+	if len(notes) > 0 {
+		s += " (" + strings.Join(notes, ", ") + ")"
+	}
+	return s, nil
+}
+
+// rewrite sets the configured actions in <config_dir>/<instance>.
+func (r *Runner) rewrite(instance string, optional bool) Outcome {
+	path := filepath.Join(r.ConfigDir, instance)
+	changed, err := hvconfig.RewriteFile(path, r.Actions)
+	switch {
+	case err != nil && optional && errors.Is(err, fs.ErrNotExist):
+		return Outcome{Done: "no stored config " + path + " on this node"}
+	case err != nil:
+		return Outcome{Err: err} // names the file already
+	case changed:
+		return Outcome{Done: "rewrote " + path + " with " + formatActions(r.Actions)}
+	}
+	return Outcome{Done: path + " already has " + formatActions(r.Actions)}
+}
+
+// verify checks the live domain's actions.
+func (r *Runner) verify(ctx context.Context, instance string) Outcome {
+	live, err := r.Xen.Actions(ctx, instance)
+	if err != nil {
+		return Outcome{Err: fmt.Errorf("read the live actions of %s: %w", instance, err)}
+	}
+	miss := MissingActions(live, r.Actions)
+	if len(miss) == 0 {
+		return Outcome{Done: fmt.Sprintf("domain %s runs with %s", instance, formatActions(r.Actions))}
+	}
+	parts := make([]string, len(miss))
+	for i, m := range miss {
+		parts[i] = fmt.Sprintf("%s=%s (want %s)", m.Key, m.Got, m.Want)
+	}
+	return Outcome{Problem: fmt.Sprintf("instance %s runs with %s: a shutdown from inside will not be kept for detection; check that the toolstack shim is installed (userdown-hvconfig doctor)",
+		instance, strings.Join(parts, ", "))}
+}
+
+// freeMemory destroys the certainly-safe preserved domains (Freeable).
+func (r *Runner) freeMemory(ctx context.Context, instance string) Outcome {
+	doms, err := r.Xen.List(ctx)
+	if err != nil {
+		return Outcome{Err: fmt.Errorf("list domains: %w", err)}
+	}
+	intents, problems := r.Intents.Intents(r.now())
+	for _, p := range problems {
+		r.log().Warn("intent store", "problem", p)
+	}
+	chosen, skipped := Freeable(doms, intents, instance)
+	for _, s := range skipped {
+		r.log().Info("preserved domain left alone", "domain", s.Domain.Name, "domid", s.Domain.ID, "why", s.Why)
+	}
+	var done []string
+	var errs []error
+	for _, c := range chosen {
+		msg, err := r.destroyOne(ctx, c.Domain, c.Why)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if msg != "" {
+			done = append(done, msg)
+		}
+	}
+	if len(skipped) > 0 {
+		done = append(done, fmt.Sprintf("%d preserved domain(s) left to the watcher", len(skipped)))
+	}
+	if len(done) == 0 {
+		done = append(done, "no preserved domain to free")
+	}
+	return Outcome{Done: strings.Join(done, "; "), Err: errors.Join(errs...)}
+}
+
+func formatActions(kvs []config.KeyValue) string {
+	parts := make([]string, len(kvs))
+	for i, kv := range kvs {
+		parts[i] = kv.Key + "=" + kv.Value
+	}
+	return strings.Join(parts, ", ")
+}
