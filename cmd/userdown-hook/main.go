@@ -1,0 +1,234 @@
+// Command userdown-hook is ganeti-userdown's Ganeti instance hook, linked
+// as 50-userdown into the hooks directories. Ganeti runs it with no
+// arguments and only GANETI_* variables (and PATH); it dispatches on
+// GANETI_HOOKS_PATH and GANETI_HOOKS_PHASE as the design's hooks table
+// says. A pre phase always exits 0, whatever happens; a post phase exits
+// non-zero only for a problem the operator must see.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"ganeti-userdown/hooks"
+	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/version"
+	"ganeti-userdown/internal/xen"
+)
+
+const description = `Ganeti instance hook of ganeti-userdown.
+
+Install it as /etc/ganeti/hooks/<dir>-{pre,post}.d/50-userdown for the
+directories instance-start, instance-stop, instance-reboot,
+instance-remove, instance-migrate, instance-failover and instance-add.
+Ganeti runs it with no arguments; everything comes from its GANETI_*
+environment variables (of the rest of the environment only
+$USERDOWN_CONFIG is read):
+
+  instance-start      pre:  destroy the instance's preserved dead domain
+                      post: rewrite <config_dir>/<instance> and verify the
+                            live domain runs with the configured actions
+  instance-stop, -reboot, -remove
+                      pre:  record an intent (Ganeti asked for this
+                            shutdown); post: clear it
+  instance-migrate, -failover
+                      source node: intent (pre), cleared (post)
+                      target node: free memory (pre), rewrite the stored
+                            config if there is one (post)
+  instance-add        pre:  free memory
+
+"Free memory" destroys only preserved domains that are certainly safe to
+destroy without asking the master: dead domains covered by a live intent,
+and leftovers named like the coming instance.
+
+It acts only for xen-pvm and xen-hvm instances, only on the node
+concerned ([cluster] node, default the host's FQDN), only with
+GANETI_HOOKS_VERSION 2.
+
+Exit status: a pre phase always exits 0 (a failing pre hook would abort
+the operator's job); errors are logged. A post phase exits 1 when an
+action failed or the domain runs without the configured actions, 2 on a
+usage or configuration error; 0 otherwise.
+
+--env-file replays a saved hook environment (KEY=VALUE lines) instead of
+the process environment; --dry-run only prints the decision.`
+
+type cli struct {
+	Config  string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
+	JSON    bool             `name:"json" help:"Print the decision and the outcome of every action as JSON."`
+	DryRun  bool             `name:"dry-run" help:"Print the decision; change nothing."`
+	EnvFile string           `name:"env-file" placeholder:"PATH" help:"Read the GANETI_* variables from this file (KEY=VALUE lines, as Ganeti hook captures) instead of the environment."`
+	Node    string           `name:"node" help:"This node's Ganeti name (default: [cluster] node, else the host's FQDN)."`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+type exitPanic struct{}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// report is the --json output.
+type report struct {
+	Decision hooks.Decision  `json:"decision"`
+	Outcomes []hooks.Outcome `json:"outcomes"`
+	Error    string          `json:"error,omitempty"`
+}
+
+func run(args, environ []string, stdout, stderr io.Writer) (code int) {
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-hook")
+	getenv := func(k string) string {
+		for _, kv := range environ {
+			if key, v, ok := strings.Cut(kv, "="); ok && key == k {
+				return v
+			}
+		}
+		return ""
+	}
+	env := hooks.GanetiEnv(environ)
+	// Whatever goes wrong, a pre phase (or a phase we cannot read) must
+	// not abort Ganeti's job.
+	post := func() bool {
+		p, err := hooks.ParsePhase(env["GANETI_HOOKS_PHASE"])
+		return err == nil && p == hooks.Post
+	}
+	fail := func(c int) int {
+		if post() {
+			return c
+		}
+		return 0
+	}
+
+	var c cli
+	exited := -1
+	parser, err := kong.New(&c,
+		kong.Name("userdown-hook"),
+		kong.Description(description),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"version": version.Version},
+		kong.Exit(func(code int) { exited = code; panic(exitPanic{}) }),
+	)
+	if err != nil {
+		log.Error(err.Error())
+		return fail(2)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(exitPanic); !ok {
+				panic(r)
+			}
+			code = 0
+			if exited != 0 {
+				code = fail(2)
+			}
+		}
+	}()
+	if _, err := parser.Parse(args); err != nil {
+		log.Error("usage: " + err.Error())
+		return fail(2)
+	}
+	if c.EnvFile != "" {
+		e, err := hooks.ReadEnvFile(c.EnvFile)
+		if err != nil {
+			log.Error(err.Error())
+			return 2
+		}
+		env = hooks.GanetiEnv(envList(e))
+	}
+
+	path, explicit := config.Resolve(c.Config, getenv)
+	cfg, err := config.Load(path, explicit)
+	if err != nil {
+		log.Error(err.Error())
+		return fail(2)
+	}
+	node := c.Node
+	if node == "" {
+		if node, err = cfg.Cluster.NodeName(); err != nil {
+			log.Error("this node's name: " + err.Error())
+			return fail(2)
+		}
+	}
+
+	d, err := hooks.Plan(env, node)
+	if err != nil {
+		log.Error("hook environment refused; nothing done", "hook", d.Hook, "phase", d.Phase, "err", err)
+		if c.JSON {
+			writeJSON(stdout, report{Decision: d, Outcomes: []hooks.Outcome{}, Error: err.Error()})
+		}
+		return fail(1)
+	}
+	log.Info("decision", "hook", d.Hook, "phase", d.Phase, "instance", d.Instance, "role", d.Role, "why", d.Why)
+	if c.DryRun || len(d.Actions) == 0 {
+		if c.JSON {
+			writeJSON(stdout, report{Decision: d, Outcomes: []hooks.Outcome{}})
+		} else {
+			fmt.Fprintln(stdout, d.Why)
+			if c.DryRun {
+				for _, a := range d.Actions {
+					fmt.Fprintf(stdout, "would %s %s %s\n", a.Kind, a.Instance, a.Op)
+				}
+			}
+		}
+		return 0
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r := &hooks.Runner{
+		Xen:       xen.NewClient(xen.Flavour(cfg.Xen.Toolstack), cfg.Xen.Command, cfg.Xen.Timeout.Duration),
+		Intents:   state.Open(cfg.State.Dir),
+		ConfigDir: cfg.Xen.ConfigDir,
+		Actions:   cfg.Actions.ActionList(),
+		IntentTTL: cfg.State.IntentTTL.Duration,
+		DumpDir:   cfg.Crash.DumpDir,
+		Log:       log,
+	}
+	outcomes := r.Run(ctx, d)
+	failed := false
+	for _, o := range outcomes {
+		failed = failed || o.Failed()
+	}
+	if c.JSON {
+		writeJSON(stdout, report{Decision: d, Outcomes: outcomes})
+	} else {
+		for _, o := range outcomes {
+			switch {
+			case o.Problem != "":
+				fmt.Fprintln(stdout, "userdown-hook: "+o.Problem)
+			case o.Err != nil:
+				fmt.Fprintf(stdout, "userdown-hook: %s %s failed: %v\n", o.Action.Kind, o.Action.Instance, o.Err)
+			default:
+				fmt.Fprintln(stdout, o.Done)
+			}
+		}
+	}
+	if failed {
+		return fail(1)
+	}
+	return 0
+}
+
+func envList(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
