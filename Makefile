@@ -4,7 +4,7 @@
 #   make test    vet + unit and end-to-end tests
 #   make bench   benchmarks (figures for the closing notes)
 #   make fuzz    each fuzz target for FUZZTIME
-#   make deb     dist/ganeti-userdown_<version>_<arch>.deb
+#   make deb     dist/ganeti-userdown_<version>_<arch>.deb (deb-lint: lintian; deb-test: install tests)
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
@@ -14,7 +14,7 @@ FUZZTIME ?= 5s
 # Fakes live under testdata/, which `./...` skips: name their packages.
 PKGS      = ./... $(shell find testdata -name '*.go' -printf './%h\n' 2>/dev/null | sort -u)
 
-.PHONY: all build test bench fuzz demo lint deb clean
+.PHONY: all build test bench fuzz demo lint deb deb-lint deb-test clean
 
 all: build
 
@@ -57,8 +57,29 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-deb:
-	@echo "make deb: the Debian package comes with the packaging issue" >&2; exit 1
+# The Debian package, assembled with dpkg-deb from what `make build` made
+# (packaging/build-deb says why and how). DEB_VERSION comes from git describe.
+DEB_VERSION ?= $(shell $(GO) run ./packaging/tools/debversion)
+WATCHER_HOOK ?= packaging/watcher/50-userdown
+
+deb: build
+	@set -e; \
+	for b in $(BINARIES); do [ -x bin/$$b ] || { echo "make deb: bin/$$b missing: make build found no cmd/$$b" >&2; exit 1; }; done; \
+	[ -f $(WATCHER_HOOK) ] || { echo "make deb: the watcher hook $(WATCHER_HOOK) is missing" >&2; exit 1; }; \
+	v='$(DEB_VERSION)'; [ -n "$$v" ] || { echo "make deb: no version (go run ./packaging/tools/debversion)" >&2; exit 1; }; \
+	export SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct); \
+	rm -rf dist/man; \
+	$(GO) run ./packaging/tools/manpage -out dist/man -version "$$v" $(addprefix bin/,$(BINARIES)); \
+	packaging/build-deb --bindir bin --mandir dist/man --watcher $(WATCHER_HOOK) --version "$$v" --out dist
+
+# lintian on the package: errors fail, warnings are printed.
+deb-lint: deb
+	lintian --fail-on error --info dist/ganeti-userdown_$(DEB_VERSION)_$$(dpkg --print-architecture).deb
+
+# Install, upgrade, remove and purge the package in scratch roots, and run
+# the real Debian xl wrapper through the shim (root only).
+deb-test:
+	$(GO) test -count=1 -v ./packaging/...
 
 clean:
 	rm -rf bin dist

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"strings"
+)
+
+// Help is the parsed text kong prints for --help.
+type Help struct {
+	// Usage is the line after "Usage: ".
+	Usage string
+	// Description is the text between the usage line and the first
+	// section, in paragraphs.
+	Description []string
+	// Sections holds every "Title:" block other than Commands, in order
+	// (Arguments, Flags, and any group kong prints).
+	Sections []Section
+	// Commands are the entries of the Commands section.
+	Commands []Entry
+}
+
+// Section is one titled list of entries.
+type Section struct {
+	Title   string
+	Entries []Entry
+}
+
+// Entry is a term (a flag, an argument or a command line) and its
+// description.
+type Entry struct {
+	Term string
+	Text string
+}
+
+// Words returns the command words of a Commands entry: the term up to the
+// first argument or flag placeholder.
+func (e Entry) Words() []string {
+	var w []string
+	for _, f := range strings.Fields(e.Term) {
+		if strings.ContainsAny(f[:1], "<[-.") {
+			break
+		}
+		w = append(w, f)
+	}
+	return w
+}
+
+// ParseHelp parses kong's help layout:
+//
+//	Usage: NAME <command> [flags]
+//
+//	Description paragraphs.
+//
+//	Flags:
+//	  -h, --help      Show context-sensitive help.
+//
+//	Commands:
+//	  rewrite <file> ... [flags]
+//	    Rewrite domain configs.
+func ParseHelp(text string) (Help, error) {
+	var h Help
+	lines := strings.Split(strings.ReplaceAll(text, "\t", "    "), "\n")
+	i := 0
+	for i < len(lines) && strings.TrimSpace(lines[i]) == "" {
+		i++
+	}
+	if i == len(lines) || !strings.HasPrefix(lines[i], "Usage: ") {
+		return h, errors.New(`no "Usage:" line`)
+	}
+	h.Usage = strings.TrimSpace(strings.TrimPrefix(lines[i], "Usage: "))
+	i++
+	var para []string
+	flush := func() {
+		if len(para) > 0 {
+			h.Description = append(h.Description, strings.Join(para, " "))
+			para = nil
+		}
+	}
+	for ; i < len(lines) && !isTitle(lines[i]); i++ {
+		if t := strings.TrimSpace(lines[i]); t == "" {
+			flush()
+		} else {
+			para = append(para, t)
+		}
+	}
+	flush()
+	for i < len(lines) {
+		if !isTitle(lines[i]) {
+			// A closing note such as `Run "x <command> --help" ...`.
+			if t := strings.TrimSpace(lines[i]); t != "" && !strings.HasPrefix(t, "Run \"") {
+				h.Description = append(h.Description, t)
+			}
+			i++
+			continue
+		}
+		title := strings.TrimSuffix(strings.TrimSpace(lines[i]), ":")
+		i++
+		var entries []Entry
+		for ; i < len(lines) && !isTitle(lines[i]); i++ {
+			l := lines[i]
+			if strings.TrimSpace(l) == "" {
+				continue
+			}
+			ind := indent(l)
+			if ind < 2 {
+				break
+			}
+			if title == "Commands" {
+				if ind == 2 {
+					entries = append(entries, Entry{Term: strings.TrimSpace(l)})
+				} else if len(entries) > 0 {
+					entries[len(entries)-1].Text = join(entries[len(entries)-1].Text, strings.TrimSpace(l))
+				}
+				continue
+			}
+			if ind == 2 {
+				term, text := splitColumns(strings.TrimSpace(l))
+				entries = append(entries, Entry{Term: term, Text: text})
+			} else if ind >= 2 && len(entries) > 0 && ind > 6 {
+				entries[len(entries)-1].Text = join(entries[len(entries)-1].Text, strings.TrimSpace(l))
+			} else {
+				// "      --config=STRING  ..." : a flag without a short form.
+				term, text := splitColumns(strings.TrimSpace(l))
+				entries = append(entries, Entry{Term: term, Text: text})
+			}
+		}
+		if title == "Commands" {
+			h.Commands = append(h.Commands, entries...)
+		} else {
+			h.Sections = append(h.Sections, Section{Title: title, Entries: entries})
+		}
+	}
+	return h, nil
+}
+
+func isTitle(l string) bool {
+	return l != "" && l[0] != ' ' && strings.HasSuffix(strings.TrimSpace(l), ":") && !strings.HasPrefix(l, "Usage: ")
+}
+
+func indent(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+
+// splitColumns splits "TERM   TEXT" at the first run of two or more
+// spaces.
+func splitColumns(s string) (string, string) {
+	if i := strings.Index(s, "  "); i >= 0 {
+		return s[:i], strings.TrimSpace(s[i:])
+	}
+	return s, ""
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " " + b
+}
