@@ -9,6 +9,9 @@ package ganeti
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"time"
 )
 
 // AdminState is the state Ganeti wants an instance in.
@@ -63,10 +66,74 @@ type Client interface {
 	// (lock "instance/<name>").
 	Locked(ctx context.Context, names []string) (map[string]bool, error)
 	// MarkDown submits Ganeti's instance shutdown with a short positive
-	// timeout and waits, bounded, for the job.
+	// timeout and waits, bounded, for the job. The error is nil only when
+	// the job finished with status "success"; otherwise it wraps
+	// ErrInstanceGone, ErrJobFailed, ErrJobUnfinished or says why the job
+	// could not be submitted, and Job holds what is known of the job.
 	MarkDown(ctx context.Context, req MarkDownRequest) (Job, error)
 }
 
 // ErrInstanceGone is returned (wrapped) by MarkDown when the cluster no
 // longer knows the instance: reported, not a failed run.
 var ErrInstanceGone = errors.New("instance not known to the cluster")
+
+// ErrJobFailed is returned (wrapped) by MarkDown when Ganeti's shutdown
+// job ended in "error" or "canceled"; the Job then carries Ganeti's error
+// text. The instance may not be marked down.
+var ErrJobFailed = errors.New("ganeti job failed")
+
+// ErrJobUnfinished is returned (wrapped) by MarkDown when the job did not
+// finish within [cluster] timeout. The job keeps running in Ganeti; the
+// returned Job has its id and last seen status.
+var ErrJobUnfinished = errors.New("ganeti job did not finish in time")
+
+// ErrNotMaster is returned (wrapped) by the CLI backend on a node that is
+// not the Ganeti master, where every gnt-instance query and job fails.
+var ErrNotMaster = errors.New(`this node is not the Ganeti master: the cli backend works only on the master; use backend = "rapi" in [cluster] on the other nodes`)
+
+// Job statuses as Ganeti reports them.
+const (
+	JobQueued    = "queued"
+	JobWaiting   = "waiting"
+	JobCanceling = "canceling"
+	JobRunning   = "running"
+	JobCanceled  = "canceled"
+	JobSuccess   = "success"
+	JobError     = "error"
+)
+
+// JobFinished reports whether status is a final job status.
+func JobFinished(status string) bool {
+	return status == JobSuccess || status == JobError || status == JobCanceled
+}
+
+// reasonText returns the reason recorded in Ganeti's job: the caller's
+// text, always naming ganeti-userdown.
+func reasonText(r string) string {
+	r = strings.TrimSpace(r)
+	switch {
+	case r == "":
+		return "ganeti-userdown: the instance was shut down from inside the guest"
+	case strings.Contains(r, "ganeti-userdown"):
+		return r
+	default:
+		return "ganeti-userdown: " + r
+	}
+}
+
+// shutdownSeconds converts the mark-down shutdown timeout to the whole,
+// positive number of seconds Ganeti takes. 0 is refused: Ganeti 3.x reads
+// it as "no timeout" and 2.9 as "destroy at once".
+func shutdownSeconds(d time.Duration) (int, error) {
+	if d < time.Second || d%time.Second != 0 {
+		return 0, fmt.Errorf("shutdown timeout must be a positive whole number of seconds, got %s", d)
+	}
+	return int(d / time.Second), nil
+}
+
+// instanceFields are the only fields asked of Ganeti: config fields, so the
+// master answers from its configuration without contacting any node.
+var instanceFields = []string{"name", "pnode", "admin_state", "admin_state_source", "tags"}
+
+// lockFields are the fields of the lock query.
+var lockFields = []string{"name", "mode", "owner", "pending"}

@@ -1,0 +1,389 @@
+package ganeti
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RAPIOptions configure the RAPI backend.
+type RAPIOptions struct {
+	// URL is the master's RAPI, e.g. https://node1.example.com:5080.
+	URL string
+	// CAFile holds the certificate the server must present (Ganeti's
+	// rapi.pem), pinned in place of host-name verification.
+	CAFile string
+	// CredentialsFile holds "user password" on one line, mode 0600.
+	CredentialsFile string
+	// Timeout bounds every request and the wait for a job (default 30s).
+	Timeout time.Duration
+	// ShutdownTimeout is the timeout given to Ganeti's instance shutdown:
+	// positive whole seconds (default 10s).
+	ShutdownTimeout time.Duration
+	// Retries is how many times a failed read is retried (default 3;
+	// negative: none). Writes are never retried.
+	Retries int
+	// Backoff is the first wait between read attempts, doubled each time
+	// (default 250ms).
+	Backoff time.Duration
+	// PollInterval is the first wait between job polls, growing to 1s
+	// (default 100ms).
+	PollInterval time.Duration
+}
+
+// RAPI is the Client that talks to Ganeti's remote API over HTTPS. It works
+// from every node.
+type RAPI struct {
+	base     *url.URL
+	hc       *http.Client
+	user     string
+	password string
+	o        RAPIOptions
+}
+
+var _ Client = (*RAPI)(nil)
+
+// NewRAPI checks the options, reads the credentials (refusing a file that
+// group or others can read) and the pinned certificate.
+func NewRAPI(o RAPIOptions) (*RAPI, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("rapi: timeout must be positive, got %s", o.Timeout)
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if _, err := shutdownSeconds(o.ShutdownTimeout); err != nil {
+		return nil, fmt.Errorf("rapi: %w", err)
+	}
+	if o.Retries == 0 {
+		o.Retries = 3
+	} else if o.Retries < 0 {
+		o.Retries = 0
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 250 * time.Millisecond
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 100 * time.Millisecond
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("rapi url %q: %w", o.URL, err)
+	}
+	if u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("rapi url %q: want https://HOST[:PORT]", o.URL)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	user, pass, err := ReadCredentials(o.CredentialsFile)
+	if err != nil {
+		return nil, err
+	}
+	pinned, err := LoadPinnedCerts(o.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // never route cluster credentials through a proxy
+		TLSClientConfig:     pinnedTLSConfig(pinned),
+		TLSHandshakeTimeout: o.Timeout,
+		MaxIdleConns:        2,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &RAPI{
+		base:     u,
+		hc:       &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		user:     user,
+		password: pass,
+		o:        o,
+	}, nil
+}
+
+// RAPIError is a non-200 answer of the RAPI server.
+type RAPIError struct {
+	Method, Path string
+	// Status is the HTTP status code.
+	Status  int
+	Message string
+	Explain string
+}
+
+func (e *RAPIError) Error() string {
+	msg := fmt.Sprintf("rapi %s %s: HTTP %d", e.Method, e.Path, e.Status)
+	if e.Message != "" {
+		msg += " " + e.Message
+	}
+	if e.Explain != "" {
+		msg += " (" + e.Explain + ")"
+	}
+	switch {
+	case e.Status == http.StatusUnauthorized:
+		msg += ": the user or password in [cluster] rapi_credentials is not accepted"
+	case e.Status == http.StatusForbidden:
+		msg += ": the user in [cluster] rapi_credentials lacks write access (give it the \"write\" option in Ganeti's RAPI users file)"
+	case e.Status >= 500:
+		msg += ": the Ganeti master failed to answer"
+	}
+	return msg
+}
+
+// retryable reports whether a failed read may be tried again: network
+// errors and 5xx answers, never certificate or credential problems.
+func retryable(err error) bool {
+	if isPinError(err) {
+		return false
+	}
+	var re *RAPIError
+	if errors.As(err, &re) {
+		return re.Status >= 500
+	}
+	return true
+}
+
+// do sends one request; read requests are retried with backoff, bounded by
+// Retries and by ctx.
+func (r *RAPI) do(ctx context.Context, method, path string, query url.Values, body any, read bool) ([]byte, error) {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return nil, fmt.Errorf("rapi %s %s: %w", method, path, err)
+		}
+	}
+	attempts := 1
+	if read {
+		attempts += r.o.Retries
+	}
+	wait := r.o.Backoff
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("%w (after %d attempts: %v)", ctx.Err(), i, lastErr)
+			case <-t.C:
+			}
+			wait *= 2
+		}
+		b, err := r.once(ctx, method, path, query, payload)
+		if err == nil {
+			return b, nil
+		}
+		lastErr = err
+		if !read || !retryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (r *RAPI) once(ctx context.Context, method, path string, query url.Values, payload []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	target := r.base.String() + escapePath(path)
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return nil, fmt.Errorf("rapi %s %s: %w", method, path, err)
+	}
+	req.SetBasicAuth(r.user, r.password)
+	req.Header.Set("Accept", "application/json")
+	if payload != nil {
+		// Ganeti compares the whole header: no charset parameter.
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("rapi %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return nil, fmt.Errorf("rapi %s %s: reading answer: %w", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := &RAPIError{Method: method, Path: path, Status: resp.StatusCode}
+		if ae, ok := parseAPIError(b); ok {
+			e.Message, e.Explain = ae.Message, ae.Explain
+		} else {
+			e.Message = http.StatusText(resp.StatusCode)
+		}
+		return nil, e
+	}
+	return b, nil
+}
+
+// escapePath escapes each segment of a RAPI path.
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// queryBody is the body of PUT /2/query/<resource>. Ganeti reads the
+// filter from "qfilter", and versions before 2.7 from "filter": both carry
+// the same filter, as Ganeti's own client sends them.
+type queryBody struct {
+	Fields  []string `json:"fields"`
+	QFilter any      `json:"qfilter,omitempty"`
+	Filter  any      `json:"filter,omitempty"`
+}
+
+// InstanceFilter is the query filter selecting the instances whose primary
+// node is node.
+func InstanceFilter(node string) []any { return []any{"=", "pnode", node} }
+
+// Instances asks the master for the config-only fields of the instances
+// whose primary node is node, filtered by the master.
+func (r *RAPI) Instances(ctx context.Context, node string) ([]Instance, error) {
+	if node == "" {
+		return nil, errors.New("rapi: instances: empty node name")
+	}
+	f := InstanceFilter(node)
+	b, err := r.do(ctx, http.MethodPut, "/2/query/instance", nil, queryBody{Fields: instanceFields, QFilter: f, Filter: f}, true)
+	if err != nil {
+		return nil, err
+	}
+	all, err := ParseInstanceQuery(b)
+	if err != nil {
+		return nil, fmt.Errorf("rapi PUT /2/query/instance: %w", err)
+	}
+	return onNode(all, node), nil
+}
+
+// onNode keeps the instances whose primary node is node (the master
+// already filtered; this guards against a server that ignored the filter).
+func onNode(all []Instance, node string) []Instance {
+	out := all[:0:0]
+	for _, in := range all {
+		if in.PrimaryNode == node {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// Locked asks the master for its locks and returns which of names a job
+// holds or waits for. No request is made when names is empty.
+func (r *RAPI) Locked(ctx context.Context, names []string) (map[string]bool, error) {
+	if len(names) == 0 {
+		return map[string]bool{}, nil
+	}
+	b, err := r.do(ctx, http.MethodPut, "/2/query/lock", nil, queryBody{Fields: lockFields}, true)
+	if err != nil {
+		return nil, err
+	}
+	locks, err := ParseLockQuery(b)
+	if err != nil {
+		return nil, fmt.Errorf("rapi PUT /2/query/lock: %w", err)
+	}
+	return LockedInstances(locks, names), nil
+}
+
+// shutdownBody is the body of PUT /2/instances/<name>/shutdown.
+type shutdownBody struct {
+	Timeout          int    `json:"timeout"`
+	AdminStateSource string `json:"admin_state_source,omitempty"`
+}
+
+// MarkDown submits Ganeti's instance shutdown (never retried), with the
+// reason in the query string where Ganeti reads it, then waits for the job
+// bounded by Timeout.
+func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
+	if req.Name == "" || strings.ContainsAny(req.Name, "/?#") {
+		return Job{}, fmt.Errorf("rapi: mark down: bad instance name %q", req.Name)
+	}
+	secs, err := shutdownSeconds(r.o.ShutdownTimeout)
+	if err != nil {
+		return Job{}, err
+	}
+	body := shutdownBody{Timeout: secs}
+	if req.UserSource {
+		body.AdminStateSource = "user"
+	}
+	path := "/2/instances/" + req.Name + "/shutdown"
+	b, err := r.do(ctx, http.MethodPut, path, url.Values{"reason": {reasonText(req.Reason)}}, body, false)
+	if err != nil {
+		var re *RAPIError
+		if errors.As(err, &re) && re.Status == http.StatusNotFound {
+			return Job{}, fmt.Errorf("mark down %s: %w (%v)", req.Name, ErrInstanceGone, err)
+		}
+		return Job{}, fmt.Errorf("mark down %s: %w", req.Name, err)
+	}
+	id, err := ParseJobID(b)
+	if err != nil {
+		return Job{}, fmt.Errorf("mark down %s: rapi PUT %s: %w", req.Name, path, err)
+	}
+	return r.waitJob(ctx, req.Name, id)
+}
+
+// waitJob polls GET /2/jobs/<id> until the job finishes or Timeout passes.
+func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	job := Job{ID: id, Status: JobQueued}
+	path := "/2/jobs/" + strconv.FormatInt(id, 10)
+	interval := r.o.PollInterval
+	for {
+		b, err := r.do(ctx, http.MethodGet, path, nil, nil, true)
+		if err != nil {
+			if ctx.Err() != nil {
+				return job, fmt.Errorf("mark down %s: job %d still %s after %s: %w", name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
+			}
+			return job, fmt.Errorf("mark down %s: job %d: %w", name, id, err)
+		}
+		j, gone, err := ParseJob(b)
+		if err != nil {
+			return job, fmt.Errorf("mark down %s: rapi GET %s: %w", name, path, err)
+		}
+		if j.ID != id {
+			return job, fmt.Errorf("mark down %s: rapi GET %s answered job %d", name, path, j.ID)
+		}
+		job = j
+		if JobFinished(job.Status) {
+			return finished(name, job, gone)
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return job, fmt.Errorf("mark down %s: job %d still %s after %s: %w", name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
+		case <-t.C:
+		}
+		if interval = interval * 2; interval > time.Second {
+			interval = time.Second
+		}
+	}
+}
+
+// finished turns a finished job into MarkDown's result.
+func finished(name string, job Job, gone bool) (Job, error) {
+	switch {
+	case job.Status == JobSuccess:
+		return job, nil
+	case gone:
+		return job, fmt.Errorf("mark down %s: job %d: %w: %s", name, job.ID, ErrInstanceGone, job.Error)
+	default:
+		return job, fmt.Errorf("mark down %s: job %d %s: %w: %s", name, job.ID, job.Status, ErrJobFailed, job.Error)
+	}
+}

@@ -1,0 +1,708 @@
+package ganetifake
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Engine is the fake master: queries, locks and the job queue over a
+// Store. The RAPI handler and the gnt-* fakes both drive one.
+type Engine struct {
+	Store *Store
+	// Async runs jobs in goroutines (the RAPI server); otherwise Submit
+	// runs them before returning (the gnt-* commands).
+	Async bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// NewEngine returns an engine over s.
+func NewEngine(s *Store, async bool) *Engine {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{Store: s, Async: async, Now: time.Now, ctx: ctx, cancel: cancel}
+}
+
+// Close stops running jobs and waits for their goroutines.
+func (e *Engine) Close() {
+	e.cancel()
+	e.wg.Wait()
+}
+
+func (e *Engine) now() float64 {
+	t := e.Now()
+	return float64(t.UnixNano()) / 1e9
+}
+
+// ---- query fields ----
+
+// FieldDef describes a query field as Ganeti does.
+type FieldDef struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	Kind  string `json:"kind"`
+	Doc   string `json:"doc"`
+}
+
+var instanceFieldDefs = map[string]FieldDef{
+	"name":               {"name", "Instance", "text", "Instance name"},
+	"pnode":              {"pnode", "Primary_node", "text", "Primary node"},
+	"snodes":             {"snodes", "Secondary_Nodes", "other", "Secondary nodes; usually this will just be one node"},
+	"admin_state":        {"admin_state", "InstanceState", "text", "Desired state of instance"},
+	"admin_state_source": {"admin_state_source", "InstanceStateSource", "text", "Who last changed the desired state of the instance"},
+	"tags":               {"tags", "Tags", "other", "Tags"},
+	"uuid":               {"uuid", "UUID", "text", "Instance UUID"},
+	"hypervisor":         {"hypervisor", "Hypervisor", "text", "Hypervisor name"},
+	"oper_state":         {"oper_state", "Running", "bool", "Actual state of instance"},
+	"status":             {"status", "Status", "text", `Instance status; "running" if instance is set to be running and actually is, "ADMIN_down" if instance is stopped and is not running, "ERROR_wrongnode" if instance running, but not on its designated primary node, "ERROR_up" if instance should be stopped, but is actually running, "ERROR_down" if instance should run, but doesn't, "ERROR_nodedown" if instance's primary node is down, "ERROR_nodeoffline" if instance's primary node is marked offline, "ADMIN_offline" if instance is offline and does not use dynamic resources`},
+}
+
+var lockFieldDefs = map[string]FieldDef{
+	"name":    {"name", "Name", "other", "Lock name"},
+	"mode":    {"mode", "Mode", "other", "Mode in which the lock is currently acquired (exclusive or shared)"},
+	"owner":   {"owner", "Owner", "other", "Current lock owner(s)"},
+	"pending": {"pending", "Pending", "other", "Jobs waiting for the lock"},
+}
+
+// liveFields make the real master ask every node's hypervisor.
+var liveFields = map[string]bool{"oper_state": true, "status": true}
+
+// QueryResult is Ganeti's query answer: field definitions and rows of
+// [status, value] pairs.
+type QueryResult struct {
+	Fields []FieldDef `json:"fields"`
+	Data   [][][2]any `json:"data"`
+}
+
+func fieldDefs(table map[string]FieldDef, fields []string) []FieldDef {
+	out := make([]FieldDef, len(fields))
+	for i, f := range fields {
+		d, ok := table[f]
+		if !ok {
+			d = FieldDef{Name: f, Title: f, Kind: "unknown", Doc: "Unknown field '" + f + "'"}
+		}
+		out[i] = d
+	}
+	return out
+}
+
+// QueryInstances answers an instance query: fields in the order asked,
+// rows filtered by qfilter (Ganeti's filter language; nil: every
+// instance), sorted by name. Unknown fields answer [1, null].
+func (e *Engine) QueryInstances(ctx context.Context, fields []string, qfilter any) (QueryResult, error) {
+	st, err := e.Store.Snapshot()
+	if err != nil {
+		return QueryResult{}, err
+	}
+	res := QueryResult{Fields: fieldDefs(instanceFieldDefs, fields), Data: [][][2]any{}}
+	insts := append([]Instance(nil), st.Instances...)
+	sort.Slice(insts, func(i, j int) bool { return insts[i].Name < insts[j].Name })
+	for _, in := range insts {
+		in := in
+		var live *liveState
+		get := func(f string) (any, bool) {
+			switch f {
+			case "name":
+				return in.Name, true
+			case "pnode":
+				return in.PrimaryNode, true
+			case "snodes":
+				return nonNil(in.SecondaryNodes), true
+			case "admin_state":
+				return in.AdminState, true
+			case "admin_state_source":
+				if in.AdminStateSource == "" {
+					return "admin", true
+				}
+				return in.AdminStateSource, true
+			case "tags":
+				return nonNil(in.Tags), true
+			case "uuid":
+				return in.UUID, true
+			case "hypervisor":
+				if in.Hypervisor == "" {
+					return "xen-pvm", true
+				}
+				return in.Hypervisor, true
+			case "oper_state", "status":
+				if live == nil {
+					l := e.live(ctx, st, in)
+					live = &l
+				}
+				if f == "status" {
+					return live.status, true
+				}
+				return live.oper, true
+			}
+			return nil, false
+		}
+		if qfilter != nil {
+			ok, err := evalFilter(qfilter, get)
+			if err != nil {
+				return QueryResult{}, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		row := make([][2]any, len(fields))
+		for i, f := range fields {
+			if v, ok := get(f); ok {
+				row[i] = [2]any{0, v}
+			} else {
+				row[i] = [2]any{1, nil}
+			}
+		}
+		res.Data = append(res.Data, row)
+	}
+	return res, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// FilterError is an invalid query filter.
+type FilterError struct{ Msg string }
+
+func (e *FilterError) Error() string { return e.Msg }
+
+// evalFilter evaluates Ganeti's query filter language (the operators
+// ganeti-userdown and its tests use): "|", "&", "!", "?", "=", "==",
+// "!=", "=~", "=[]".
+func evalFilter(f any, get func(string) (any, bool)) (bool, error) {
+	l, ok := f.([]any)
+	if !ok || len(l) == 0 {
+		return false, &FilterError{fmt.Sprintf("Invalid filter: %v", f)}
+	}
+	op, ok := l[0].(string)
+	if !ok {
+		return false, &FilterError{fmt.Sprintf("Invalid filter operator: %v", l[0])}
+	}
+	field := func() (any, error) {
+		if len(l) < 2 {
+			return nil, &FilterError{"Missing field in filter " + op}
+		}
+		name, ok := l[1].(string)
+		if !ok {
+			return nil, &FilterError{fmt.Sprintf("Invalid field name in filter: %v", l[1])}
+		}
+		v, ok := get(name)
+		if !ok {
+			return nil, &FilterError{"Unknown field '" + name + "' in filter"}
+		}
+		return v, nil
+	}
+	switch op {
+	case "|", "&":
+		for _, sub := range l[1:] {
+			r, err := evalFilter(sub, get)
+			if err != nil {
+				return false, err
+			}
+			if op == "|" && r {
+				return true, nil
+			}
+			if op == "&" && !r {
+				return false, nil
+			}
+		}
+		return op == "&", nil
+	case "!":
+		if len(l) != 2 {
+			return false, &FilterError{"Filter '!' takes one operand"}
+		}
+		r, err := evalFilter(l[1], get)
+		return !r, err
+	case "?":
+		v, err := field()
+		if err != nil {
+			return false, err
+		}
+		switch x := v.(type) {
+		case bool:
+			return x, nil
+		case string:
+			return x != "", nil
+		case []string:
+			return len(x) > 0, nil
+		}
+		return v != nil, nil
+	case "=", "==", "!=", "=~", "=[]":
+		if len(l) != 3 {
+			return false, &FilterError{"Filter '" + op + "' takes a field and a value"}
+		}
+		v, err := field()
+		if err != nil {
+			return false, err
+		}
+		switch op {
+		case "=~":
+			pat, ok := l[2].(string)
+			if !ok {
+				return false, &FilterError{"Regular expression must be a string"}
+			}
+			re, err := regexp.Compile(pat)
+			if err != nil {
+				return false, &FilterError{"Invalid regular expression: " + err.Error()}
+			}
+			s, _ := v.(string)
+			return re.MatchString(s), nil
+		case "=[]":
+			list, _ := v.([]string)
+			for _, s := range list {
+				if s == l[2] {
+					return true, nil
+				}
+			}
+			return false, nil
+		}
+		eq := fmt.Sprint(v) == fmt.Sprint(l[2])
+		if op == "!=" {
+			return !eq, nil
+		}
+		return eq, nil
+	}
+	return false, &FilterError{"Unknown operator '" + op + "'"}
+}
+
+// ---- live state through the toolstack ----
+
+type liveState struct {
+	oper   bool
+	status string
+}
+
+// live computes oper_state and status as Ganeti 3.0.2 does from the
+// toolstack's state letters (see xen-state-matrix.txt).
+func (e *Engine) live(ctx context.Context, st State, in Instance) liveState {
+	if st.Toolstack.Command == "" {
+		if in.Status != "" {
+			return liveState{oper: in.Status == "running" || in.Status == "USER_down" || in.Status == "ERROR_up", status: in.Status}
+		}
+		switch in.AdminState {
+		case "up":
+			return liveState{true, "running"}
+		case "offline":
+			return liveState{false, "ADMIN_offline"}
+		}
+		return liveState{false, "ADMIN_down"}
+	}
+	state, present, err := domainState(ctx, st.Toolstack, in.Name)
+	if err != nil {
+		return liveState{false, "ERROR_nodedown"}
+	}
+	switch {
+	case !present && in.AdminState == "up":
+		return liveState{false, "ERROR_down"}
+	case !present && in.AdminState == "offline":
+		return liveState{false, "ADMIN_offline"}
+	case !present:
+		return liveState{false, "ADMIN_down"}
+	case len(state) != 6:
+		return liveState{false, "ERROR_nodedown"}
+	case strings.Contains(state, "c"):
+		return liveState{false, "ERROR_down"}
+	case in.AdminState != "up":
+		if state[3] == 's' {
+			return liveState{true, "ADMIN_down"}
+		}
+		return liveState{true, "ERROR_up"}
+	case state[3] == 's' && state[4] == '-':
+		if st.Cluster.UserShutdown {
+			return liveState{true, "USER_down"}
+		}
+		return liveState{true, "ERROR_down"}
+	}
+	return liveState{true, "running"}
+}
+
+// toolstack runs the configured toolstack command.
+func toolstack(ctx context.Context, ts Toolstack, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, ts.Command, args...)
+	cmd.Env = append(os.Environ(), ts.Env...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	return out.Bytes(), err
+}
+
+// domainState runs `xl list NAME` and returns the state letters of the
+// domain; present is false when the toolstack does not know it.
+func domainState(ctx context.Context, ts Toolstack, name string) (state string, present bool, err error) {
+	out, err := toolstack(ctx, ts, "list", name)
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); ok {
+			return "", false, nil
+		}
+		return "", false, err
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[0] == name {
+			return f[len(f)-2], true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// stopDomain does what Ganeti 3.x's node daemon does for an instance
+// shutdown: a domain already shut down is destroyed; a running one gets
+// `timeout N xl shutdown -w NAME` (N = 0: no limit), then `xl destroy
+// NAME` if it is still there.
+func stopDomain(ctx context.Context, ts Toolstack, name string, timeout int) error {
+	state, present, err := domainState(ctx, ts, name)
+	if err != nil {
+		return err
+	}
+	if !present {
+		return nil
+	}
+	if len(state) < 4 || state[3] != 's' {
+		sctx := ctx
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithTimeout(ctx, time.Duration(timeout)*time.Second)
+			defer cancel()
+		}
+		toolstack(sctx, ts, "shutdown", "-w", name) // a timeout or failure falls through to destroy
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if _, present, err = domainState(ctx, ts, name); err != nil || !present {
+			return err
+		}
+	}
+	if out, err := toolstack(ctx, ts, "destroy", name); err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// ---- jobs ----
+
+const opShutdown = "OP_INSTANCE_SHUTDOWN"
+
+// Submit queues Ganeti's instance shutdown and schedules it: the job
+// waits while another job holds the instance lock.
+func (e *Engine) Submit(name string, timeout int, source string, reason []Reason, dryRun bool) (int64, error) {
+	var id int64
+	err := e.Store.Update(func(st *State) error {
+		if st.NextJobID == 0 {
+			st.NextJobID = 1
+			for _, j := range st.Jobs {
+				if j.ID >= st.NextJobID {
+					st.NextJobID = j.ID + 1
+				}
+			}
+		}
+		id = st.NextJobID
+		st.NextJobID++
+		if source == "" {
+			source = "admin"
+		}
+		st.Jobs = append(st.Jobs, Job{
+			ID: id, OpID: opShutdown, Instance: name, Timeout: timeout,
+			AdminStateSource: source, DryRun: dryRun, Status: "queued",
+			Received: e.now(),
+			Reason: append(reason, Reason{"gnt:opcode:instance_shutdown",
+				fmt.Sprintf("job=%d;index=0", id), e.Now().UnixNano()}),
+		})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, e.Schedule()
+}
+
+// holder returns the running job holding instance's lock, or 0.
+func holder(st *State, instance string, except int64) int64 {
+	for _, j := range st.Jobs {
+		if j.ID != except && j.Instance == instance && j.Status == "running" {
+			return j.ID
+		}
+	}
+	return 0
+}
+
+// Schedule starts queued and waiting shutdown jobs whose instance lock is
+// free.
+func (e *Engine) Schedule() error {
+	var start []int64
+	err := e.Store.Update(func(st *State) error {
+		sort.Slice(st.Jobs, func(i, j int) bool { return st.Jobs[i].ID < st.Jobs[j].ID })
+		for i := range st.Jobs {
+			j := &st.Jobs[i]
+			if j.OpID != opShutdown || (j.Status != "queued" && j.Status != "waiting") {
+				continue
+			}
+			if holder(st, j.Instance, j.ID) != 0 {
+				j.Status = "waiting"
+				continue
+			}
+			j.Status = "running"
+			j.Started = e.now()
+			start = append(start, j.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range start {
+		if e.Async {
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				e.execute(id)
+			}()
+		} else {
+			e.execute(id)
+		}
+	}
+	return nil
+}
+
+func opResult(class string, args ...any) json.RawMessage {
+	b, _ := json.Marshal([]any{class, args})
+	return b
+}
+
+// Finish ends job id with status ("success", "error", "canceled"),
+// releasing its lock, and schedules the jobs waiting for it.
+func (e *Engine) Finish(id int64, status string, result json.RawMessage) error {
+	err := e.Store.Update(func(st *State) error {
+		j := st.job(id)
+		if j == nil {
+			return fmt.Errorf("no job %d", id)
+		}
+		j.Status = status
+		j.Result = result
+		j.Ended = e.now()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.Schedule()
+}
+
+// HoldLock adds a running job (opID, e.g. OP_INSTANCE_STARTUP) that holds
+// instance's lock until Finish is called for it.
+func (e *Engine) HoldLock(instance, opID string) (int64, error) {
+	var id int64
+	err := e.Store.Update(func(st *State) error {
+		if st.NextJobID == 0 {
+			st.NextJobID = 1
+		}
+		for _, j := range st.Jobs {
+			if j.ID >= st.NextJobID {
+				st.NextJobID = j.ID + 1
+			}
+		}
+		id = st.NextJobID
+		st.NextJobID++
+		st.Jobs = append(st.Jobs, Job{ID: id, OpID: opID, Instance: instance, Status: "running", Received: e.now(), Started: e.now()})
+		return nil
+	})
+	return id, err
+}
+
+// execute runs a started shutdown job to its end (or leaves it running
+// when the instance's HangJobs knob is set).
+func (e *Engine) execute(id int64) {
+	st, err := e.Store.Snapshot()
+	if err != nil {
+		return
+	}
+	j := st.job(id)
+	if j == nil {
+		return
+	}
+	name := j.Instance
+	in := st.instance(name)
+	switch {
+	case in == nil:
+		e.Finish(id, "error", opResult("OpPrereqError", fmt.Sprintf("Instance '%s' not known", name), "unknown_entity"))
+		return
+	case j.AdminStateSource == "user" && e.live(e.ctx, st, *in).status != "USER_down":
+		e.Finish(id, "error", opResult("OpPrereqError", fmt.Sprintf("Instance '%s' was not shutdown by the user", name)))
+		return
+	case st.Knobs.FailJobs[name] != "":
+		e.Finish(id, "error", opResult("OpExecError", st.Knobs.FailJobs[name]))
+		return
+	case st.Knobs.HangJobs[name]:
+		return
+	case j.DryRun:
+		e.Store.Update(func(s *State) error {
+			if jj := s.job(id); jj != nil {
+				jj.Log = append(jj.Log, " - INFO: dry-run mode requested, not actually executing the operation")
+			}
+			return nil
+		})
+		e.Finish(id, "success", nil)
+		return
+	}
+	// Ganeti records the new admin state first, then stops the domain.
+	err = e.Store.Update(func(s *State) error {
+		if i := s.instance(name); i != nil {
+			i.AdminState = "down"
+			i.AdminStateSource = j.AdminStateSource
+			i.Status = ""
+		}
+		return nil
+	})
+	if err != nil {
+		e.Finish(id, "error", opResult("OpExecError", err.Error()))
+		return
+	}
+	if st.Toolstack.Command != "" {
+		if err := stopDomain(e.ctx, st.Toolstack, name, j.Timeout); err != nil {
+			if e.ctx.Err() != nil {
+				return // the fake is shutting down: the job stays running
+			}
+			e.Finish(id, "error", opResult("OpExecError", fmt.Sprintf("Could not shutdown instance '%s': %v", name, err)))
+			return
+		}
+	}
+	e.Finish(id, "success", nil)
+}
+
+// ---- locks ----
+
+// QueryLocks answers the lock query: while jobs run, the cluster lock,
+// the lock sets and the instance locks with their owners and pending
+// jobs; nothing when the queue is idle (as captured).
+func (e *Engine) QueryLocks(fields []string) (QueryResult, error) {
+	st, err := e.Store.Snapshot()
+	if err != nil {
+		return QueryResult{}, err
+	}
+	type lock struct {
+		mode    any
+		owner   []string
+		pending []any
+	}
+	locks := map[string]*lock{}
+	active := false
+	for _, j := range st.Jobs {
+		if j.Status != "running" && j.Status != "waiting" {
+			continue
+		}
+		active = true
+		bgl := locks["cluster/BGL"]
+		if bgl == nil {
+			bgl = &lock{mode: "shared", owner: []string{}, pending: []any{}}
+			locks["cluster/BGL"] = bgl
+		}
+		bgl.owner = append(bgl.owner, fmt.Sprint(j.ID))
+		if j.Instance == "" {
+			continue
+		}
+		name := "instance/" + j.Instance
+		l := locks[name]
+		if l == nil {
+			l = &lock{owner: []string{}, pending: []any{}}
+			locks[name] = l
+		}
+		if j.Status == "running" {
+			l.mode = "exclusive"
+			l.owner = append(l.owner, fmt.Sprint(j.ID))
+		} else {
+			l.pending = append(l.pending, []any{"exclusive", []string{fmt.Sprint(j.ID)}})
+		}
+	}
+	if active {
+		locks["cluster/[lockset]"] = &lock{owner: []string{}, pending: []any{}}
+		locks["instance/[lockset]"] = &lock{owner: []string{}, pending: []any{}}
+	}
+	names := make([]string, 0, len(locks))
+	for n := range locks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	res := QueryResult{Fields: fieldDefs(lockFieldDefs, fields), Data: [][][2]any{}}
+	for _, n := range names {
+		l := locks[n]
+		row := make([][2]any, len(fields))
+		for i, f := range fields {
+			switch f {
+			case "name":
+				row[i] = [2]any{0, n}
+			case "mode":
+				row[i] = [2]any{0, l.mode}
+			case "owner":
+				row[i] = [2]any{0, l.owner}
+			case "pending":
+				row[i] = [2]any{0, l.pending}
+			default:
+				row[i] = [2]any{1, nil}
+			}
+		}
+		res.Data = append(res.Data, row)
+	}
+	return res, nil
+}
+
+// JobJSON renders a job as GET /2/jobs/<id> does.
+func JobJSON(j Job, in *Instance) map[string]any {
+	ts := func(f float64) any {
+		if f == 0 {
+			return nil
+		}
+		sec := int64(f)
+		return []int64{sec, int64((f - float64(sec)) * 1e6)}
+	}
+	reason := make([][]any, len(j.Reason))
+	for i, r := range j.Reason {
+		reason[i] = []any{r.Source, r.Text, r.TS}
+	}
+	op := map[string]any{
+		"dry_run": j.DryRun, "debug_level": 0, "priority": 0, "depends": nil, "comment": nil,
+		"reason": reason, "OP_ID": j.OpID, "instance_name": j.Instance,
+	}
+	if in != nil {
+		op["instance_uuid"] = in.UUID
+	}
+	summary := strings.TrimPrefix(j.OpID, "OP_")
+	if j.OpID == opShutdown {
+		op["force"] = false
+		op["ignore_offline_nodes"] = false
+		op["timeout"] = j.Timeout
+		op["no_remember"] = false
+		op["admin_state_source"] = j.AdminStateSource
+	}
+	var result any
+	if len(j.Result) > 0 {
+		result = j.Result
+	}
+	oplog := []any{}
+	for i, l := range j.Log {
+		oplog = append(oplog, []any{i + 1, ts(j.Started), "message", l})
+	}
+	return map[string]any{
+		"id": j.ID, "ops": []any{op}, "status": j.Status,
+		"summary":     []string{summary + "(" + j.Instance + ")"},
+		"opstatus":    []string{j.Status},
+		"received_ts": ts(j.Received), "start_ts": ts(j.Started), "end_ts": ts(j.Ended),
+		"oplog": []any{oplog}, "opresult": []any{result},
+	}
+}
