@@ -1,0 +1,210 @@
+// Command userdown-destroy destroys the preserved Xen domains of this node
+// that are safe to destroy: crashed domains (so Ganeti restarts them),
+// domains of instances Ganeti wants down, user shutdowns under policy
+// restart. Each domain is re-read by domid right before and skipped if it
+// changed. In reaper mode (--reap, started by the toolstack shim) it waits
+// for one domain whose shutdown Ganeti asked for and destroys it once
+// preserved.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"ganeti-userdown/detect/scan"
+	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/version"
+)
+
+const description = `Destroy the preserved Xen domains of this node that may go.
+
+The decisions are recomputed from fresh state, exactly as userdown-detect
+makes them: only domains decided "destroy" are touched: crashed or
+watchdog-stopped domains (Ganeti then restarts the instance), shut-down
+domains of instances that are down or offline in Ganeti, and user
+shutdowns of instances tagged userdown:restart. A user shutdown of an
+instance Ganeti still wants up is never destroyed here: its mark-down job
+does that. Every domain is re-read by domid right before and skipped when
+its uuid, name or state changed.
+
+Reaper mode (--reap DOMID --uuid UUID): wait up to --wait for that one
+domain, whose shutdown Ganeti or an operator asked for, to reach its
+preserved shutdown, destroy it and exit; exit without acting if it
+disappears, changes uuid or runs again.
+
+Exit status: 0 ok, 1 some domain could not be destroyed, 2 usage or
+configuration error, 3 Xen's or the cluster's state could not be read
+(nothing was changed).`
+
+type cli struct {
+	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
+	JSON     bool             `name:"json" help:"Print the full report as JSON."`
+	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing."`
+	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
+	Reap     *int             `name:"reap" placeholder:"DOMID" help:"Reaper mode: wait for this domain to reach a preserved shutdown and destroy it."`
+	UUID     string           `name:"uuid" help:"Reaper mode: the uuid the domain must still have."`
+	Wait     time.Duration    `name:"wait" help:"Reaper mode: how long to wait (default: [xen] reap_wait)."`
+	Poll     time.Duration    `name:"poll" default:"200ms" hidden:"" help:"Reaper mode: interval between two looks at the domain."`
+	Version  kong.VersionFlag `help:"Print the version and exit."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) (code int) {
+	var c cli
+	exited := -1
+	parser, err := kong.New(&c,
+		kong.Name("userdown-destroy"),
+		kong.Description(description),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"version": version.Version},
+		kong.Exit(func(code int) { exited = code; panic(exitPanic{}) }),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "userdown-destroy: %v\n", err)
+		return 2
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(exitPanic); !ok {
+				panic(r)
+			}
+			code = exited
+			if code != 0 {
+				code = 2
+			}
+		}
+	}()
+	if _, err := parser.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "userdown-destroy: %v\n", err)
+		return 2
+	}
+	if c.Reap == nil && (c.UUID != "" || c.Wait != 0) {
+		fmt.Fprintln(stderr, "userdown-destroy: --uuid and --wait need --reap")
+		return 2
+	}
+	if c.Reap != nil && (c.UUID == "" || *c.Reap <= 0) {
+		fmt.Fprintln(stderr, "userdown-destroy: --reap needs a domid above 0 and --uuid")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-destroy")
+
+	path, explicit := config.Resolve(c.Config, getenv)
+	cfg, err := config.Load(path, explicit)
+	if err != nil {
+		log.Error(err.Error())
+		return 2
+	}
+	src, x, err := scan.FromConfig(cfg, log)
+	if err != nil {
+		log.Error(err.Error())
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if c.Reap != nil {
+		wait := c.Wait
+		if wait <= 0 {
+			wait = cfg.Xen.ReapWait.Duration
+		}
+		log = log.With("domid", *c.Reap, "uuid", c.UUID)
+		r, err := scan.Reap(ctx, x, scan.ReapOptions{DomID: *c.Reap, UUID: c.UUID, Wait: wait, Poll: c.Poll, Log: log})
+		if err != nil {
+			log.Error("reaper", "err", err)
+			return 1
+		}
+		if r.Destroyed {
+			if err := src.Store.ClearUUIDIntents(c.UUID); err != nil {
+				log.Warn("clear intent", "err", err)
+			}
+		}
+		log.Info("reaper done", "destroyed", r.Destroyed, "outcome", r.Outcome)
+		if c.JSON {
+			return printJSON(stdout, r, log)
+		}
+		fmt.Fprintln(stdout, r.Outcome)
+		return 0
+	}
+
+	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
+	lock, err := src.Store.LockRun(lctx)
+	cancel()
+	if err != nil {
+		log.Error("another run holds the lock; nothing done", "err", err)
+		return 3
+	}
+	defer lock.Unlock()
+
+	res, err := scan.Node(ctx, src)
+	if err != nil {
+		log.Error(err.Error() + "; nothing changed")
+		return scan.ExitCode(err)
+	}
+	rep := res.Report
+	failed := scan.Destroy(ctx, x, &rep, scan.DestroyOptions{
+		DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
+	})
+	if c.JSON {
+		if code := printJSON(stdout, rep, log); code != 0 {
+			return code
+		}
+	} else {
+		for _, a := range rep.Actions {
+			fmt.Fprintln(stdout, actionLine(a))
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func actionLine(a scan.ActionResult) string {
+	what := fmt.Sprintf("%s (domain %d)", a.Name, a.DomID)
+	switch {
+	case a.Failed && !a.Destroyed:
+		return "failed " + what + ": " + a.Error
+	case a.DryRun && a.Skipped == "":
+		s := "would destroy " + what
+		if a.Dump != "" {
+			s += ", dump to " + a.Dump
+		}
+		return s
+	case a.Skipped != "":
+		return "skipped " + what + ": " + a.Skipped
+	}
+	s := "destroyed " + what
+	if a.Dump != "" {
+		s += ", dumped to " + a.Dump
+	}
+	if a.Error != "" {
+		s += " (" + a.Error + ")"
+	}
+	return s
+}
+
+func printJSON(w io.Writer, v any, log *slog.Logger) int {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		log.Error("write report", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// exitPanic unwinds kong's --help and --version exits into run's return.
+type exitPanic struct{}

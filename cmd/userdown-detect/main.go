@@ -1,0 +1,141 @@
+// Command userdown-detect lists the Ganeti instances of this node whose
+// users powered them off from inside the guest and, with --mark-down,
+// marks them down through Ganeti so that the watcher does not boot them
+// again. The watcher hook runs it on every node before the watcher's
+// restart pass.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"ganeti-userdown/detect/scan"
+	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/version"
+)
+
+const description = `List the instances of this node that their users powered off from inside
+the guest, and with --mark-down mark them down in Ganeti.
+
+For every Xen domain of this node it decides one of running, mark-down,
+destroy, wait, host-initiated, not-ganeti or dom0. The master is asked
+only when some domain is shut down, and then with one config-only query
+of this node's instances and one query of their locks. Shutdowns that
+Ganeti or an operator asked for (intents recorded by the hooks and the
+toolstack shim) and instances held by a Ganeti job are never marked down.
+
+Output: the names of the instances to mark down, one per line, sorted;
+with --json the full report (every domain with its decision and why, and
+with --mark-down each job's id and status).
+
+Exit status: 0 ok, 1 some instance could not be marked down, 2 usage or
+configuration error, 3 Xen's or the cluster's state could not be read
+(nothing was changed).`
+
+type cli struct {
+	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
+	JSON     bool             `name:"json" help:"Print the full report as JSON."`
+	MarkDown bool             `name:"mark-down" help:"Mark the listed instances down through Ganeti (one job per instance, each awaited; a failing instance does not stop the others)."`
+	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
+	Version  kong.VersionFlag `help:"Print the version and exit."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) (code int) {
+	var c cli
+	exited := -1
+	parser, err := kong.New(&c,
+		kong.Name("userdown-detect"),
+		kong.Description(description),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"version": version.Version},
+		kong.Exit(func(code int) { exited = code; panic(exitPanic{}) }),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "userdown-detect: %v\n", err)
+		return 2
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(exitPanic); !ok {
+				panic(r)
+			}
+			code = exited
+			if code != 0 {
+				code = 2
+			}
+		}
+	}()
+	if _, err := parser.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "userdown-detect: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-detect")
+
+	path, explicit := config.Resolve(c.Config, getenv)
+	cfg, err := config.Load(path, explicit)
+	if err != nil {
+		log.Error(err.Error())
+		return 2
+	}
+	src, _, err := scan.FromConfig(cfg, log)
+	if err != nil {
+		log.Error(err.Error())
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
+	lock, err := src.Store.LockRun(lctx)
+	cancel()
+	if err != nil {
+		log.Error("another run holds the lock; nothing done", "err", err)
+		return 3
+	}
+	defer lock.Unlock()
+
+	res, err := scan.Node(ctx, src)
+	if err != nil {
+		log.Error(err.Error() + "; nothing changed")
+		return scan.ExitCode(err)
+	}
+	rep := res.Report
+	failed := false
+	if c.MarkDown && len(rep.MarkDown) > 0 {
+		failed = scan.MarkDown(ctx, res.Client, &rep, log)
+	}
+
+	if c.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			log.Error("write report", "err", err)
+			return 1
+		}
+	} else {
+		for _, name := range rep.MarkDown {
+			fmt.Fprintln(stdout, name)
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// exitPanic unwinds kong's --help and --version exits into run's return.
+type exitPanic struct{}
