@@ -69,12 +69,11 @@ func Refuse(want, got xen.Domain, ok bool) string {
 		return fmt.Sprintf("domain %d changed name: %q, was %q", want.ID, got.Name, want.Name)
 	case got.State.Dying:
 		return fmt.Sprintf("domain %d is dying (%s): Xen is already destroying it", want.ID, got.State.Letters)
+	case got.State.Shutdown && got.State.Reason != xen.ReasonPoweroff &&
+		got.State.Reason != xen.ReasonCrash && got.State.Reason != xen.ReasonWatchdog:
+		return fmt.Sprintf("domain %d is shut down for %s (%s), an operation in flight", want.ID, got.State.Reason, got.State.Letters)
 	case !got.State.Dead():
 		return fmt.Sprintf("domain %d is not shut down or crashed (%s)", want.ID, got.State.Letters)
 	}
-	switch got.State.Reason {
-	case xen.ReasonPoweroff, xen.ReasonCrash, xen.ReasonWatchdog:
-		return ""
-	}
-	return fmt.Sprintf("domain %d is shut down for %s (%s), an operation in flight", want.ID, got.State.Reason, got.State.Letters)
+	return ""
 }
