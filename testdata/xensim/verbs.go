@@ -298,7 +298,7 @@ func sexpAtom(v string) string {
 
 // shutdown asks guests to shut down (code 0) or reboot (code 1).
 func (s *sim) shutdown(args []string, code int) error {
-	verb := reasonVerb[code]
+	verb := map[int]string{0: "shutdown", 1: "reboot"}[code]
 	o, rest, err := s.opts(args, "awF", map[string]byte{"all": 'a', "wait": 'w'})
 	if err != nil {
 		return err
