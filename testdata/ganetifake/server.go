@@ -2,7 +2,6 @@ package ganetifake
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -338,19 +337,4 @@ func (h *Handler) shutdown(name string, q url.Values, data any, st State) (any, 
 		return nil, errorOf(500, err.Error())
 	}
 	return id, nil
-}
-
-// Serve is a convenience for the rapi-fake binary: it runs srv until ctx
-// ends.
-func Serve(ctx context.Context, srv *http.Server, certFile, keyFile string) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServeTLS(certFile, keyFile) }()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	case err := <-errc:
-		return err
-	}
 }

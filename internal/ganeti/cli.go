@@ -1,0 +1,311 @@
+package ganeti
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CLIOptions configure the CLI backend.
+type CLIOptions struct {
+	// GntInstance and GntDebug are Ganeti's commands.
+	GntInstance, GntDebug string
+	// ShutdownTimeout is given to gnt-instance shutdown --timeout:
+	// positive whole seconds (default 10s).
+	ShutdownTimeout time.Duration
+	// Timeout bounds every command, the mark-down job wait included
+	// (default 30s).
+	Timeout time.Duration
+}
+
+// CLI is the Client that runs Ganeti's gnt-instance and gnt-debug. It
+// works only on the master node.
+type CLI struct {
+	o CLIOptions
+}
+
+var _ Client = (*CLI)(nil)
+
+// NewCLI checks the options.
+func NewCLI(o CLIOptions) (*CLI, error) {
+	if o.GntInstance == "" || o.GntDebug == "" {
+		return nil, errors.New("cli backend: gnt_instance and gnt_debug must be set")
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("cli backend: timeout must be positive, got %s", o.Timeout)
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if _, err := shutdownSeconds(o.ShutdownTimeout); err != nil {
+		return nil, fmt.Errorf("cli backend: %w", err)
+	}
+	return &CLI{o: o}, nil
+}
+
+// cliSep separates output fields. Ganeti does not escape separators in
+// its output; '|' cannot occur in instance or node names, in lock names,
+// or in tags (Ganeti allows only [\w.+*/:@-] in tags).
+const cliSep = "|"
+
+// CommandError is a gnt-* command that failed.
+type CommandError struct {
+	Args     []string
+	ExitCode int
+	Output   string
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("%s: exit %d: %s", strings.Join(e.Args, " "), e.ExitCode, strings.TrimSpace(e.Output))
+}
+
+// run runs one command bounded by Timeout. stdout and stderr are kept
+// apart unless combined is set.
+func (c *CLI) run(ctx context.Context, combined bool, args ...string) (stdout, stderr []byte, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	var out, errb bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errb
+	if combined {
+		cmd.Stderr = &out
+	}
+	cmd.WaitDelay = time.Second
+	err = cmd.Run()
+	if err == nil {
+		return out.Bytes(), errb.Bytes(), nil
+	}
+	if ctx.Err() != nil {
+		return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: no answer within %s: %w", strings.Join(args, " "), c.o.Timeout, ctx.Err())
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		text := errb.String() + out.String()
+		ce := &CommandError{Args: args, ExitCode: ee.ExitCode(), Output: text}
+		if strings.Contains(text, "This is not the master node") {
+			return out.Bytes(), errb.Bytes(), fmt.Errorf("%w: %w", ErrNotMaster, ce)
+		}
+		return out.Bytes(), errb.Bytes(), ce
+	}
+	return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+}
+
+// exitUnknownField is Ganeti's exit code when a list asks for a field it
+// does not know; the rows are printed all the same.
+const exitUnknownField = 14
+
+// InstanceListArgs is the gnt-instance list command line for node.
+func InstanceListArgs(gntInstance, node string) []string {
+	return []string{gntInstance, "list", "--no-headers", "--separator=" + cliSep,
+		"-o", strings.Join(instanceFields, ","), "-F", `pnode == "` + node + `"`}
+}
+
+// Instances runs gnt-instance list filtered to node by the master.
+func (c *CLI) Instances(ctx context.Context, node string) ([]Instance, error) {
+	if node == "" || strings.ContainsAny(node, "\"\\\n") {
+		return nil, fmt.Errorf("cli backend: bad node name %q", node)
+	}
+	args := InstanceListArgs(c.o.GntInstance, node)
+	out, _, err := c.run(ctx, false, args...)
+	var ce *CommandError
+	if err != nil && !(errors.As(err, &ce) && ce.ExitCode == exitUnknownField) {
+		return nil, err
+	}
+	all, perr := ParseInstanceList(out)
+	if perr != nil {
+		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), perr)
+	}
+	return onNode(all, node), nil
+}
+
+// Result status markers gnt-* print in place of a value.
+const (
+	markUnknown = "??"
+	markNoData  = "?"
+	markOffline = "*"
+	markUnavail = "-"
+)
+
+// ParseInstanceList parses `gnt-instance list --no-headers --separator=|
+// -o name,pnode,admin_state,admin_state_source,tags`: one instance a line,
+// tags comma-separated. "??" for admin_state_source (a Ganeti without
+// that field) leaves it empty; any other marker or an unexpected value is
+// an error.
+func ParseInstanceList(out []byte) ([]Instance, error) {
+	var res []Instance
+	for n, line := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.Split(line, cliSep)
+		if len(f) != len(instanceFields) {
+			return nil, fmt.Errorf("line %d: %d fields, want %d: %q", n+1, len(f), len(instanceFields), line)
+		}
+		for i, v := range f[:3] {
+			if v == "" || v == markUnknown || v == markNoData || v == markOffline || v == markUnavail {
+				return nil, fmt.Errorf("line %d: field %s has no value (%q)", n+1, instanceFields[i], v)
+			}
+		}
+		st, err := parseAdminState(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
+		}
+		in := Instance{Name: f[0], PrimaryNode: f[1], AdminState: st, Tags: []string{}}
+		switch f[3] {
+		case markUnknown, markNoData, markOffline, markUnavail:
+		case "admin", "user":
+			in.AdminStateSource = f[3]
+		default:
+			return nil, fmt.Errorf("line %d: field admin_state_source: unknown value %q", n+1, f[3])
+		}
+		switch f[4] {
+		case "":
+		case markUnknown, markNoData, markOffline:
+			return nil, fmt.Errorf("line %d: field tags has no value (%q)", n+1, f[4])
+		default:
+			in.Tags = strings.Split(f[4], ",")
+		}
+		res = append(res, in)
+	}
+	return res, nil
+}
+
+// LockListArgs is the gnt-debug locks command line.
+func LockListArgs(gntDebug string) []string {
+	return []string{gntDebug, "locks", "--no-headers", "--separator=" + cliSep, "-o", strings.Join(lockFields, ",")}
+}
+
+// Locked runs gnt-debug locks. No command runs when names is empty.
+func (c *CLI) Locked(ctx context.Context, names []string) (map[string]bool, error) {
+	if len(names) == 0 {
+		return map[string]bool{}, nil
+	}
+	args := LockListArgs(c.o.GntDebug)
+	out, _, err := c.run(ctx, false, args...)
+	if err != nil {
+		return nil, err
+	}
+	locks, err := ParseLockList(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+	}
+	return LockedInstances(locks, names), nil
+}
+
+// ParseLockList parses `gnt-debug locks --no-headers --separator=| -o
+// name,mode,owner,pending`: "-" for none, owners comma-separated, pending
+// as "mode:id,id" groups joined by ", ".
+func ParseLockList(out []byte) ([]Lock, error) {
+	var res []Lock
+	for n, line := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.Split(line, cliSep)
+		if len(f) != len(lockFields) {
+			return nil, fmt.Errorf("line %d: %d fields, want %d: %q", n+1, len(f), len(lockFields), line)
+		}
+		l := Lock{Name: f[0]}
+		if l.Name == "" {
+			return nil, fmt.Errorf("line %d: empty lock name", n+1)
+		}
+		if f[1] != "-" {
+			l.Mode = f[1]
+		}
+		if f[2] != "-" {
+			for _, id := range strings.Split(f[2], ",") {
+				if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+					return nil, fmt.Errorf("line %d: owner %q is not a job id", n+1, id)
+				}
+				l.Owners = append(l.Owners, id)
+			}
+		}
+		if f[3] != "-" {
+			for _, grp := range strings.Split(f[3], ", ") {
+				mode, ids, ok := strings.Cut(grp, ":")
+				if !ok || mode == "" {
+					return nil, fmt.Errorf("line %d: pending %q is not mode:jobs", n+1, grp)
+				}
+				for _, id := range strings.Split(ids, ",") {
+					if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+						return nil, fmt.Errorf("line %d: pending %q is not a job id", n+1, id)
+					}
+					l.Pending = append(l.Pending, id)
+				}
+			}
+		}
+		res = append(res, l)
+	}
+	return res, nil
+}
+
+// ShutdownArgs is the gnt-instance shutdown command line.
+func ShutdownArgs(gntInstance string, timeoutSecs int, reason, name string) []string {
+	return []string{gntInstance, "shutdown", "--timeout=" + strconv.Itoa(timeoutSecs), "--reason=" + reason, name}
+}
+
+var (
+	waitingRe = regexp.MustCompile(`(?m)^Waiting for job (\d+) for (\S+) \.\.\.`)
+	failedRe  = regexp.MustCompile(`(?s)Job (\d+) for \S+ has failed: (.*)`)
+)
+
+// MarkDown runs gnt-instance shutdown, which submits Ganeti's job and
+// waits for it, bounded by Timeout. gnt-instance shutdown has no option
+// for admin_state_source: req.UserSource is not honoured by this backend
+// (the instance is marked down with source "admin").
+func (c *CLI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
+	if req.Name == "" || strings.HasPrefix(req.Name, "-") || strings.ContainsAny(req.Name, " \t\n") {
+		return Job{}, fmt.Errorf("cli backend: mark down: bad instance name %q", req.Name)
+	}
+	secs, err := shutdownSeconds(c.o.ShutdownTimeout)
+	if err != nil {
+		return Job{}, err
+	}
+	args := ShutdownArgs(c.o.GntInstance, secs, reasonText(req.Reason), req.Name)
+	out, _, err := c.run(ctx, true, args...)
+	return ParseShutdownOutput(req.Name, out, err)
+}
+
+// ParseShutdownOutput turns the output of gnt-instance shutdown (stdout
+// and stderr together) and its error into MarkDown's result.
+func ParseShutdownOutput(name string, out []byte, runErr error) (Job, error) {
+	var job Job
+	if m := waitingRe.FindSubmatch(out); m != nil {
+		job.ID, _ = strconv.ParseInt(string(m[1]), 10, 64)
+		job.Status = JobRunning
+	}
+	text := string(out)
+	switch {
+	case runErr == nil && job.ID != 0:
+		job.Status = JobSuccess
+		return job, nil
+	case runErr == nil:
+		return job, fmt.Errorf("mark down %s: gnt-instance shutdown printed no job: %q", name, strings.TrimSpace(text))
+	case errors.Is(runErr, ErrNotMaster):
+		return job, fmt.Errorf("mark down %s: %w", name, runErr)
+	case errors.Is(runErr, context.DeadlineExceeded) && job.ID != 0:
+		return job, fmt.Errorf("mark down %s: job %d still running: %w: %v", name, job.ID, ErrJobUnfinished, runErr)
+	case strings.Contains(text, "Selection filter does not match any instances") ||
+		strings.Contains(text, "not known") && job.ID == 0:
+		return job, fmt.Errorf("mark down %s: %w: %v", name, ErrInstanceGone, runErr)
+	}
+	if m := failedRe.FindStringSubmatch(text); m != nil {
+		job.Status = JobError
+		job.Error = strings.TrimSpace(m[2])
+		if strings.Contains(job.Error, "not known") {
+			return job, fmt.Errorf("mark down %s: job %d: %w: %s", name, job.ID, ErrInstanceGone, job.Error)
+		}
+		return job, fmt.Errorf("mark down %s: job %d error: %w: %s", name, job.ID, ErrJobFailed, job.Error)
+	}
+	return job, fmt.Errorf("mark down %s: %w", name, runErr)
+}
