@@ -40,17 +40,10 @@ fuzz:
 		done; \
 	done
 
-demo: build
-	@if [ -f demo/demo.go ] || [ -d cmd/userdown-demo ]; then \
-		$(GO) run ./cmd/userdown-demo; \
-	else \
-		echo "make demo: not yet. It will play, on the simulated Xen node and a Ganeti RAPI fake:"; \
-		echo "  1. Ganeti starts web1 and db1 through the shim; their configs get on_poweroff = 'preserve'"; \
-		echo "  2. the user of web1 powers it off from inside; xl list shows ---s--"; \
-		echo "  3. the watcher hook marks web1 ADMIN_down and its preserved domain is destroyed"; \
-		echo "  4. db1 crashes; its domain is dumped and destroyed and the watcher restarts it"; \
-		echo "  5. the operator stops db1; the shim's intent keeps detect away and the reaper ends the stop"; \
-	fi
+# The lifecycle on the Xen simulator and the Ganeti RAPI fake, as a
+# timeline. It builds what it runs into a temporary directory and removes it.
+demo:
+	$(GO) run ./testdata/demo
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
