@@ -76,6 +76,13 @@ func runShim(flavour xen.Flavour, cfg config.Config, args []string, getenv func(
 		Actions: cfg.Actions.ActionList(),
 		Env:     os.Environ(),
 		Log:     log,
+		Shutdown: &shim.ShutdownOptions{
+			Flavour:   flavour,
+			StateDir:  cfg.State.Dir,
+			IntentTTL: cfg.State.IntentTTL.Duration,
+			ReapWait:  cfg.Xen.ReapWait.Duration,
+			Config:    cfg.Path,
+		},
 	})
 	if errors.Is(err, shim.ErrSelf) {
 		return exitErr(exitUsage, err)

@@ -22,6 +22,9 @@ type Options struct {
 	Env []string
 	// Log receives what the shim did and what went wrong.
 	Log *slog.Logger
+	// Shutdown, when set, makes a shutdown record its intent and start
+	// the reaper (see ShutdownOptions).
+	Shutdown *ShutdownOptions
 }
 
 // Prepare does what must happen before the toolstack runs the command
@@ -45,9 +48,12 @@ func Prepare(ctx context.Context, p Plan, o Options) {
 			log.Info("domain config rewritten", "config", p.Config)
 		}
 	case "shutdown":
-		// A shutdown is passed through as it is. Recording the
-		// host-initiated intent and starting the reaper belong here,
-		// before the toolstack replaces this process.
+		// Record that this shutdown was asked for (detect then never
+		// marks it down) and, when the caller does not wait, start the
+		// reaper, before the toolstack replaces this process.
+		if o.Shutdown != nil {
+			prepareShutdown(ctx, p, o)
+		}
 	}
 }
 
