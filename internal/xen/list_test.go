@@ -270,3 +270,38 @@ func BenchmarkParseList(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseList: any input either fails with a ListError or parses into
+// domains whose state letters re-print exactly as read, with unique domids.
+func FuzzParseList(f *testing.F) {
+	f.Add([]byte(xlVerbose), true)
+	f.Add([]byte("Name                                        ID   Mem VCPUs      State   Time(s)\n(null)                                   28441   789     1     --psc-      1.2\n"), false)
+	f.Add([]byte("Name ID Mem VCPUs State Time(s)\nx 1 2 3 ----c- 4.0\n"), true)
+	f.Fuzz(func(t *testing.T, out []byte, xm bool) {
+		fl := XL
+		if xm {
+			fl = XM
+		}
+		doms, err := ParseList(fl, out)
+		if err != nil {
+			var le *ListError
+			if !errors.As(err, &le) {
+				t.Fatalf("error %T %v, want *ListError", err, err)
+			}
+			return
+		}
+		seen := map[int]bool{}
+		for _, d := range doms {
+			if col := d.State.Column(fl); col != d.State.Letters {
+				t.Errorf("%q re-prints as %q", d.State.Letters, col)
+			}
+			if seen[d.ID] || d.Name == "" {
+				t.Errorf("bad domain %+v", d)
+			}
+			seen[d.ID] = true
+			if d.State.Alive() && d.State.Dead() {
+				t.Errorf("%q both alive and dead", d.State.Letters)
+			}
+		}
+	})
+}

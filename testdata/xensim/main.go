@@ -224,6 +224,9 @@ func (s *sim) guestShutdown(st *state, d *domain, code int, at time.Time) {
 	if code == 2 {
 		action = "preserve" // suspended: left for the saving toolstack
 	} else if k := actionKey(code); k != "" {
+		if s.flavour == xen.XM && code == 4 {
+			k = "on_poweroff" // xm has no on_watchdog: it looks like a poweroff
+		}
 		action = d.Actions[k]
 	}
 	if strings.HasPrefix(action, "coredump-") {
