@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -129,15 +128,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="Ganeti Remote API"`)
 		}
 		writeJSON(sw, herr.code, map[string]any{
-			"code": herr.code, "message": html.EscapeString(herr.message), "explain": herr.explain,
+			"code": herr.code, "message": pyEscaper.Replace(herr.message), "explain": herr.explain,
 		})
 		return
 	}
 	writeJSON(sw, 200, result)
 }
 
+// pyEscaper escapes error messages as Ganeti's HTTP server does (Python's
+// html.escape): the captures show "doesn&#x27;t".
+var pyEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#x27;")
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if err != nil {
 		code = 500
 		b = []byte(`{"code": 500, "message": "Internal Server Error", "explain": "Server got itself in trouble"}`)
