@@ -376,3 +376,44 @@ func TestParseEnvFile(t *testing.T) {
 		t.Errorf("error %v does not name the file and line", err)
 	}
 }
+
+// FuzzPlan: whatever the environment, Plan does not panic, and every
+// action it returns names a valid instance.
+func FuzzPlan(f *testing.F) {
+	f.Add("instance-start", "pre", "2", "xen-pvm", "xen1.example.com", "node1.example.com", "", "")
+	f.Add("instance-migrate", "POST", "2", "xen-hvm", "web2.example.com", "node1.example.com", "node1.example.com", "node2.example.com")
+	f.Add("instance-stop", "post", "2", "xen-pvm", "../../etc/passwd", "node1.example.com", "", "")
+	f.Fuzz(func(t *testing.T, path, phase, version, hv, name, primary, oldPrimary, newPrimary string) {
+		env := map[string]string{
+			"GANETI_HOOKS_PATH": path, "GANETI_HOOKS_PHASE": phase, "GANETI_HOOKS_VERSION": version,
+			"GANETI_INSTANCE_HYPERVISOR": hv, "GANETI_INSTANCE_NAME": name, "GANETI_INSTANCE_PRIMARY": primary,
+			"GANETI_OLD_PRIMARY": oldPrimary, "GANETI_NEW_PRIMARY": newPrimary,
+		}
+		for _, node := range []string{"node1.example.com", "node2.example.com"} {
+			d, err := Plan(env, node)
+			if err != nil && len(d.Actions) != 0 {
+				t.Fatalf("actions %v alongside error %v", d.Actions, err)
+			}
+			for _, a := range d.Actions {
+				if ValidName(a.Instance) != nil {
+					t.Fatalf("action on invalid name %q", a.Instance)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkPlan plans a real start capture: the pure part of every hook
+// run.
+func BenchmarkPlan(b *testing.B) {
+	env, err := ReadEnvFile(filepath.Join("..", "..", "shared", "ganeti-3.0.2", "hooks", "xen-instance-startup--instance-start-post.d.env"))
+	if err != nil {
+		b.Fatalf("%v (the real captures belong in <module root>/../shared/ganeti-3.0.2)", err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Plan(env, "node1.example.com"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -167,6 +167,17 @@ func (n *node) create(name string) string {
 	return cfg
 }
 
+// xlCalls counts the toolstack calls made so far (the simulator logs
+// each one).
+func (n *node) xlCalls() int {
+	n.t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.dir, "xl-calls.log"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("\n"))
+}
+
 type result struct {
 	code   int
 	stdout string
@@ -414,7 +425,11 @@ func TestHostileEnvironment(t *testing.T) {
 				for _, k := range tt.del {
 					delete(env, k)
 				}
+				calls := n.xlCalls()
 				r := n.runHook(env)
+				if got := n.xlCalls(); got != calls {
+					t.Errorf("the hook ran the toolstack (%d calls)", got-calls)
+				}
 				want := 0
 				if phase == "post" {
 					want = 1
