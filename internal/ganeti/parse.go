@@ -34,7 +34,7 @@ type queryResponse struct {
 		Name string `json:"name"`
 		Kind string `json:"kind"`
 	} `json:"fields"`
-	Data [][]json.RawMessage `json:"data"`
+	Data [][][]json.RawMessage `json:"data"`
 }
 
 // cell is one [status, value] pair of a query row.
@@ -85,10 +85,9 @@ func parseQuery(body []byte, want []string) ([][]cell, error) {
 		}
 		cells := make([]cell, len(want))
 		for i, p := range pos {
-			raw := row[p]
-			var pair []json.RawMessage
-			if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
-				return nil, fmt.Errorf("query result: row %d field %s: want [status, value], got %s", r, want[i], truncate(raw))
+			pair := row[p]
+			if len(pair) != 2 {
+				return nil, fmt.Errorf("query result: row %d field %s: want [status, value], got %d items", r, want[i], len(pair))
 			}
 			st, err := strconv.Atoi(string(pair[0]))
 			if err != nil || rsNames[st] == "" {
