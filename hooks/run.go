@@ -50,7 +50,9 @@ type Runner struct {
 	DumpDir string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
-	// Log receives one record per step (slog.Default when nil).
+	// Log receives the details behind the outcomes: domains left alone,
+	// failed dumps, intent files that could not be read (slog.Default
+	// when nil).
 	Log *slog.Logger
 }
 
@@ -85,8 +87,9 @@ func (r *Runner) log() *slog.Logger {
 	return slog.Default()
 }
 
-// Run performs every action of d in order and reports each. One failing
-// action does not stop the others.
+// Run performs every action of d in order and reports each (the caller
+// prints or logs the outcomes; Run logs only the details behind them).
+// One failing action does not stop the others.
 func (r *Runner) Run(ctx context.Context, d Decision) []Outcome {
 	out := make([]Outcome, 0, len(d.Actions))
 	for _, a := range d.Actions {
@@ -94,11 +97,6 @@ func (r *Runner) Run(ctx context.Context, d Decision) []Outcome {
 		o.Action = a
 		if o.Err != nil {
 			o.Error = o.Err.Error()
-			r.log().Error("hook action failed", "action", a.Kind, "instance", a.Instance, "err", o.Err)
-		} else if o.Problem != "" {
-			r.log().Error("hook action found a problem", "action", a.Kind, "instance", a.Instance, "problem", o.Problem)
-		} else {
-			r.log().Info("hook action done", "action", a.Kind, "instance", a.Instance, "done", o.Done)
 		}
 		out = append(out, o)
 	}
