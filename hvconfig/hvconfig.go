@@ -145,11 +145,17 @@ func (f *File) Get(key string) (Value, bool) {
 }
 
 // SyntaxError is a config that Xen's grammar rejects. Line and Col
-// (1-based, Col in bytes) locate the first offending byte.
+// (1-based, Col in bytes) locate the first offending byte; Offset is its
+// byte offset in the file.
 type SyntaxError struct {
 	Name      string
 	Line, Col int
+	Offset    int
 	Msg       string
+
+	// lexical marks errors of the lexer (a byte no token accepts), as
+	// opposed to the grammar.
+	lexical bool
 }
 
 // Error returns "name:line:col: msg".

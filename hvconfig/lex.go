@@ -58,13 +58,16 @@ type lexer struct {
 	str string
 }
 
-// errAt reports an error at byte offset off of the current line.
+// errAt reports a lexical error at byte offset off of the current line.
 func (l *lexer) errAt(off int, format string, a ...any) *SyntaxError {
-	return l.errLC(l.line, off-l.lineStart+1, format, a...)
+	e := l.errTok(Token{Start: off, Line: l.line, Col: off - l.lineStart + 1}, format, a...)
+	e.lexical = true
+	return e
 }
 
-func (l *lexer) errLC(line, col int, format string, a ...any) *SyntaxError {
-	return &SyntaxError{Name: l.name, Line: line, Col: col, Msg: fmt.Sprintf(format, a...)}
+// errTok reports an error at a token.
+func (l *lexer) errTok(t Token, format string, a ...any) *SyntaxError {
+	return &SyntaxError{Name: l.name, Line: t.Line, Col: t.Col, Offset: t.Start, Msg: fmt.Sprintf(format, a...)}
 }
 
 func isIdentStart(c byte) bool { return c >= 'a' && c <= 'z' }

@@ -2,6 +2,7 @@ package hvconfig
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -66,12 +68,17 @@ func buildOracle(t *testing.T) string {
 // oracle's encoding ("-" when unset).
 func oracleRead(t *testing.T, path string, keys []string) (accepted bool, values map[string]string, report string) {
 	t.Helper()
-	cmd := exec.Command(buildOracle(t), append([]string{path}, keys...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildOracle(t), append([]string{path}, keys...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var ee *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		src, _ := os.ReadFile(path)
+		t.Fatalf("oracle %s: no answer in 10s (libxlutil hangs?) on %q", path, src)
 	case err == nil:
 	case errors.As(err, &ee) && ee.ExitCode() == 1:
 		return false, nil, stderr.String()

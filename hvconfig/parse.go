@@ -2,6 +2,12 @@ package hvconfig
 
 // Parse parses a Xen domain config (the xl.cfg grammar of libxlutil); name
 // is used in errors. A config Xen rejects is a *SyntaxError.
+//
+// Parse is stricter than libxlutil in two corners, on purpose: it rejects
+// NUL bytes anywhere (libxlutil accepts them in comments), and a stray
+// last byte that no token accepts, such as a lone '#' or '\r' at the very
+// end of the file, which libxlutil's lexer silently drops because the
+// file ends before it reports the error.
 func Parse(name string, src []byte) (*File, error) {
 	p := &parser{
 		lex: lexer{name: name, src: src, line: 1},
@@ -39,7 +45,7 @@ func (p *parser) advance() error {
 }
 
 func (p *parser) errTok(format string, a ...any) *SyntaxError {
-	return p.lex.errLC(p.tok.Line, p.tok.Col, format, a...)
+	return p.lex.errTok(p.tok, format, a...)
 }
 
 // file: (assignment? (NEWLINE | ';'))* assignment? EOF
@@ -109,7 +115,7 @@ func (p *parser) assignment() error {
 	if st.Op == OpAppend && seen {
 		var ok bool
 		if eff, ok = concat(prev, v); !ok {
-			return p.lex.errLC(st.Line, st.Col, "%s += %s: cannot add a list to a string or a string to a list", st.Key, v.Kind)
+			return p.lex.errTok(key, "%s += %s: cannot add a list to a string or a string to a list", st.Key, v.Kind)
 		}
 	}
 	if !seen {
@@ -185,7 +191,7 @@ func (p *parser) list() (Value, error) {
 }
 
 func (p *parser) unclosed(open Token) *SyntaxError {
-	return p.lex.errLC(open.Line, open.Col, "list opened here is not closed before the end of the file")
+	return p.lex.errTok(open, "list opened here is not closed before the end of the file")
 }
 
 func (p *parser) skipNewlines() error {
