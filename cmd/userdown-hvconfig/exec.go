@@ -58,6 +58,15 @@ func shimMain(name string, args []string, getenv func(string) string, stderr io.
 		cfg.Xen.Command = real
 		cfg.Actions = config.Actions{}
 	}
+	if err := shim.CheckNotSelf(cfg.Xen.Command); errors.Is(err, shim.ErrSelf) {
+		// [xen] command still names the diverted-over path (the default
+		// /usr/sbin/xl is the shim once installed): use the diverted file.
+		real := filepath.Join(RealDir, name)
+		if _, serr := os.Stat(real); serr == nil {
+			log.Warn("[xen] command is this shim; running the diverted toolstack instead", "command", cfg.Xen.Command, "toolstack", real)
+			cfg.Xen.Command = real
+		}
+	}
 	err = runShim(xen.Flavour(name), cfg, args, getenv, log)
 	var ee *exitError
 	if errors.As(err, &ee) {
