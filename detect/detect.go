@@ -98,8 +98,8 @@ type Input struct {
 	Observations state.Observations
 	// DefaultPolicy is [policy] default.
 	DefaultPolicy string
-	// Settle is [policy] settle: a shutdown younger than that is not acted
-	// on yet.
+	// Settle is [policy] settle: a poweroff seen for less than that is
+	// not acted on yet (crashes are not delayed).
 	Settle time.Duration
 	// UserShutdown: the cluster's own user-shutdown handling is on
 	// (ssconf_enabled_user_shutdown).
@@ -219,7 +219,9 @@ func decideOne(in *Input, d xen.Domain, inst map[string]*ganeti.Instance, byName
 	if policy == PolicyIgnore {
 		return set(Wait, "policy ignore"+note)
 	}
-	if in.Settle > 0 {
+	// Settle applies to poweroffs: with xm one looks exactly like a
+	// reboot in flight. A crash is unambiguous and is not delayed.
+	if in.Settle > 0 && st.Reason == xen.ReasonPoweroff {
 		since, seen := in.Observations.Since(d)
 		if !seen {
 			return set(Wait, fmt.Sprintf("shutdown first seen now; acting after settle %s", in.Settle))

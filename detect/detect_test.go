@@ -293,6 +293,18 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			name: "settle does not delay a crash",
+			ref:  `"with xm ... ----c- crashed": unambiguous, so settle (there for poweroff vs reboot) does not apply`,
+			in: func() Input {
+				c := domain("db1.example.com", 6, stXMCrash)
+				in := base([]xen.Domain{c}, dbUp)
+				in.Flavour = xen.XM
+				in.Settle = time.Minute
+				return in
+			}(),
+			want: []Decision{decision(domain("db1.example.com", 6, stXMCrash), ganeti.AdminUp, PolicyDown, Destroy, "crashed: destroyed so that Ganeti restarts it")},
+		},
+		{
 			name: "xm shutdown observed longer than settle",
 			ref:  `"settle: minimum age of a shutdown observation before acting (xm needs it)"`,
 			in: func() Input {
