@@ -21,7 +21,7 @@ all: build
 build:
 	@mkdir -p bin
 	@for b in $(BINARIES); do \
-		if [ -d cmd/$$b ]; then $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$$b ./cmd/$$b || exit 1; fi; \
+		if [ -d cmd/$$b ]; then CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$$b ./cmd/$$b || exit 1; fi; \
 	done
 
 test: lint
@@ -55,7 +55,10 @@ lint:
 DEB_VERSION ?= $(shell $(GO) run ./packaging/tools/debversion)
 WATCHER_HOOK ?= packaging/watcher/50-userdown
 
-deb: build
+# The binaries are linked statically (CGO_ENABLED=0): no libc dependency,
+# so one package serves the older Debian releases Ganeti 2.x nodes run.
+deb:
+	@CGO_ENABLED=0 $(MAKE) --no-print-directory build
 	@set -e; \
 	for b in $(BINARIES); do [ -x bin/$$b ] || { echo "make deb: bin/$$b missing: make build found no cmd/$$b" >&2; exit 1; }; done; \
 	[ -f $(WATCHER_HOOK) ] || { echo "make deb: the watcher hook $(WATCHER_HOOK) is missing" >&2; exit 1; }; \

@@ -137,7 +137,7 @@ func (c *Client) list(ctx context.Context, dom string) ([]Domain, error) {
 			// A domain that went away or was replaced between the two
 			// calls keeps an empty uuid: callers then cannot match it by
 			// uuid and must not act on it blindly.
-			if in, ok := byID[doms[i].ID]; ok && in.Name == doms[i].Name && uuidRE.MatchString(in.UUID) {
+			if in, ok := byID[doms[i].ID]; ok && in.Name == doms[i].Name && isUUID(in.UUID) {
 				doms[i].UUID = in.UUID
 			}
 		}

@@ -3,7 +3,6 @@ package xen
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,7 +32,28 @@ var (
 	verboseHeader = append(slices.Clip(plainHeader), "UUID", "Reason-Code", "Security", "Label")
 )
 
-var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+// isUUID reports a lower-case canonical UUID (8-4-4-4-12 hex digits).
+// Checked by hand rather than with a package-level regexp, whose
+// compilation would cost every shim start a fraction of a millisecond.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // ParseList parses the output of `xl list`, `xl list -v` (which adds the
 // UUID, the shutdown reason code and the security label) or `xm list` into
@@ -140,7 +160,7 @@ func parseListLine(flavour Flavour, verbose bool, line string) (Domain, string) 
 	if !verbose {
 		return d, ""
 	}
-	if !uuidRE.MatchString(cols[5].text) {
+	if !isUUID(cols[5].text) {
 		return Domain{}, fmt.Sprintf("bad uuid %q", cols[5].text)
 	}
 	d.UUID = cols[5].text
