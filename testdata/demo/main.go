@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -290,8 +291,12 @@ func (d *demo) story() {
 	d.sh("the guest takes 2s to power off", d.realXL, "sim", "set", db1, "shutdown-delay=2s")
 	t0 := time.Now()
 	d.sh("Ganeti's node daemon", d.xl, "shutdown", db1)
-	r = d.sh("detect while the guest shuts down", filepath.Join(d.bin, "userdown-detect"))
-	d.check(!strings.Contains(r.stdout, db1), "detect does not take db1's shutdown for its user's")
+	d.sh("the intents: the hook's by name, the shim's by domain uuid", "ls", filepath.Join(d.dir, "state", "intents"))
+	d.check(len(d.glob(filepath.Join(d.dir, "state", "intents", "*"+db1+"*")))+len(d.glob(filepath.Join(d.dir, "state", "intents", "uuid@*"))) >= 2,
+		"both the hook and the shim recorded an intent for db1")
+	d.detectJSON()
+	seen := d.pollDetect(db1, 20*time.Second)
+	d.check(len(seen) > 0 && !contains(seen, "mark-down"), "detect never takes db1's shutdown for its user's")
 	gone := d.waitGone(db1, 20*time.Second)
 	took := time.Since(t0)
 	d.note(fmt.Sprintf("Ganeti polls xl list until db1 is gone: gone after %.1fs", took.Seconds()))
@@ -303,6 +308,86 @@ func (d *demo) story() {
 	d.gntList(ctx)
 	_, present = d.lookup(db1)
 	d.check(!present && d.adminState(db1) == "down", "db1 stays stopped")
+}
+
+// detectJSON runs userdown-detect --json and prints each domain's
+// decision on one line; it returns the decisions by domain name.
+func (d *demo) detectJSON() map[string]string {
+	r := d.sh("detect's full report, condensed", filepath.Join(d.bin, "userdown-detect"), "--json")
+	var rep struct {
+		Domains []struct {
+			Name     string `json:"name"`
+			Decision string `json:"decision"`
+			Why      string `json:"why"`
+		} `json:"domains"`
+	}
+	out := map[string]string{}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		d.check(false, "parse userdown-detect --json: %v", err)
+		return out
+	}
+	for _, dom := range rep.Domains {
+		out[dom.Name] = dom.Decision
+		fmt.Fprintf(d.out, "        > %-18s %-15s %s\n", dom.Name, dom.Decision, dom.Why)
+	}
+	return out
+}
+
+// pollDetect runs userdown-detect --json again and again while inst's
+// domain exists (as a watcher run could at any moment) and prints the
+// decisions it saw, in order.
+func (d *demo) pollDetect(inst string, limit time.Duration) []string {
+	var seen []string
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		out, err := exec.Command(filepath.Join(d.bin, "userdown-detect"), "--json", "--config", d.config).Output()
+		var rep struct {
+			Domains []struct {
+				Name     string `json:"name"`
+				Decision string `json:"decision"`
+				State    string `json:"state"`
+				Why      string `json:"why"`
+			} `json:"domains"`
+			Problems []string `json:"problems"`
+		}
+		if err != nil || json.Unmarshal(out, &rep) != nil {
+			d.check(false, "userdown-detect --json: %v", err)
+			return seen
+		}
+		dec := "gone"
+		for _, dom := range rep.Domains {
+			if dom.Name == inst {
+				dec = dom.Decision
+				if dec == "mark-down" {
+					// Should never happen: show everything detect saw.
+					d.note(fmt.Sprintf("detect decided mark-down for %s (%s): %s; problems: %v", inst, dom.State, dom.Why, rep.Problems))
+				}
+			}
+		}
+		if dec == "gone" {
+			break
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != dec {
+			seen = append(seen, dec)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.note(fmt.Sprintf("userdown-detect, run over and over until %s's domain is gone, decided: %s", inst, strings.Join(seen, ", then ")))
+	return seen
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *demo) glob(pattern string) []string {
+	m, _ := filepath.Glob(pattern)
+	return m
 }
 
 // ---- what Ganeti does ----
@@ -569,9 +654,11 @@ func (d *demo) exec(line string, cmd *exec.Cmd) result {
 		suffix = fmt.Sprintf("   => exit %d", r.code)
 	}
 	fmt.Fprintf(d.out, "%s  %s%s\n", d.stamp(), line, suffix)
-	for _, l := range strings.Split(strings.TrimRight(r.stdout, "\n"), "\n") {
-		if l != "" {
-			fmt.Fprintf(d.out, "        | %s\n", d.short(l))
+	if !strings.HasSuffix(line, "--json") && !strings.Contains(line, "--json ") {
+		for _, l := range strings.Split(strings.TrimRight(r.stdout, "\n"), "\n") {
+			if l != "" {
+				fmt.Fprintf(d.out, "        | %s\n", d.short(l))
+			}
 		}
 	}
 	if d.verbose || r.code != 0 {
