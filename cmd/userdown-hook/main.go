@@ -30,7 +30,8 @@ const description = `Ganeti instance hook of ganeti-userdown.
 
 Install it as /etc/ganeti/hooks/<dir>-{pre,post}.d/50-userdown for the
 directories instance-start, instance-stop, instance-reboot,
-instance-remove, instance-migrate, instance-failover and instance-add.
+instance-remove, instance-migrate and instance-failover, and as
+instance-add-pre.d/50-userdown (an add has nothing to do afterwards).
 Ganeti runs it with no arguments; everything comes from its GANETI_*
 environment variables (of the rest of the environment only
 $USERDOWN_CONFIG is read):
