@@ -79,6 +79,7 @@ func fixture(t *testing.T, name string) map[string]string {
 // dir, a state dir and a configuration file naming them.
 type node struct {
 	t         *testing.T
+	flavour   xen.Flavour
 	dir       string
 	hook      string
 	xl        string // wrapper that runs the simulator with its state
@@ -89,9 +90,15 @@ type node struct {
 
 func newNode(t *testing.T, name string) *node {
 	t.Helper()
-	n := &node{t: t, dir: t.TempDir()}
+	return newFlavourNode(t, name, xen.XL)
+}
+
+// newFlavourNode is newNode with the xl or xm toolstack.
+func newFlavourNode(t *testing.T, name string, flavour xen.Flavour) *node {
+	t.Helper()
+	n := &node{t: t, dir: t.TempDir(), flavour: flavour}
 	n.hook = testbin.Build(t, "ganeti-userdown/cmd/userdown-hook")
-	sim := testbin.BuildAs(t, "ganeti-userdown/testdata/xensim", "xl")
+	sim := testbin.BuildAs(t, "ganeti-userdown/testdata/xensim", string(flavour))
 	n.configDir = filepath.Join(n.dir, "xen")
 	n.stateDir = filepath.Join(n.dir, "state")
 	for _, d := range []string{n.configDir, n.stateDir, filepath.Join(n.dir, "bin")} {
@@ -101,7 +108,7 @@ func newNode(t *testing.T, name string) *node {
 	}
 	// Ganeti empties the hook's environment, so the toolstack the hook
 	// runs must find its state without help: a wrapper named xl.
-	n.xl = filepath.Join(n.dir, "bin", "xl")
+	n.xl = filepath.Join(n.dir, "bin", string(flavour))
 	script := fmt.Sprintf("#!/bin/sh\nXENSIM_STATE=%s XENSIM_LOG=%s exec %s \"$@\"\n",
 		filepath.Join(n.dir, "xen-state.json"), filepath.Join(n.dir, "xl-calls.log"), sim)
 	if err := os.WriteFile(n.xl, []byte(script), 0o755); err != nil {
@@ -109,7 +116,7 @@ func newNode(t *testing.T, name string) *node {
 	}
 	n.config = filepath.Join(n.dir, "userdown.toml")
 	toml := fmt.Sprintf(`[xen]
-toolstack = "xl"
+toolstack = %q
 command = %q
 config_dir = %q
 
@@ -119,7 +126,7 @@ node = %q
 [state]
 dir = %q
 intent_ttl = "1h"
-`, n.xl, n.configDir, name, n.stateDir)
+`, flavour, n.xl, n.configDir, name, n.stateDir)
 	if err := os.WriteFile(n.config, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +146,11 @@ func (n *node) xlRun(args ...string) string {
 // domains lists the node's domains through the real client.
 func (n *node) domains() map[string]xen.Domain {
 	n.t.Helper()
-	doms, err := xen.ParseList(xen.XL, []byte(n.xlRun("list", "-v")))
+	args := []string{"list", "-v"}
+	if n.flavour == xen.XM {
+		args = []string{"list"}
+	}
+	doms, err := xen.ParseList(n.flavour, []byte(n.xlRun(args...)))
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -535,4 +546,33 @@ func TestConfigErrorByPhase(t *testing.T) {
 	if !strings.Contains(r.stderr, "toolstack") {
 		t.Errorf("stderr does not name the key:\n%s", r.stderr)
 	}
+}
+
+// TestStartHooksXM: with the xm toolstack the start hooks destroy the
+// preserved domain and verify the live actions from `xm list -l`.
+//
+// Reference: design.md, "Xen facts": xm "has no list -v ... read the
+// uuid from xm list -l, which prints S-expressions ((on_poweroff
+// preserve))".
+func TestStartHooksXM(t *testing.T) {
+	n := newFlavourNode(t, "node1.example.com", xen.XM)
+	const inst = "xen1.example.com"
+	cfg := n.create(inst)
+	n.xlRun("sim", "poweroff", inst)
+	if _, ok := n.domains()[inst]; !ok {
+		t.Fatal("xm: the powered-off domain was not preserved")
+	}
+	wantCode(t, n.runHook(capture(t, "xen-instance-startup--instance-start-pre.d.env")), 0)
+	if _, ok := n.domains()[inst]; ok {
+		t.Fatal("xm: start pre left the preserved domain")
+	}
+	n.xlRun("create", cfg)
+	r := n.runHook(capture(t, "xen-instance-startup--instance-start-post.d.env"))
+	wantCode(t, r, 1)
+	if !strings.Contains(r.stdout, "on_crash=restart (want preserve)") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	n.xlRun("destroy", fmt.Sprint(n.domains()[inst].ID))
+	n.xlRun("create", cfg)
+	wantCode(t, n.runHook(capture(t, "xen-instance-startup--instance-start-post.d.env")), 0)
 }
