@@ -55,10 +55,9 @@ lint:
 DEB_VERSION ?= $(shell $(GO) run ./packaging/tools/debversion)
 WATCHER_HOOK ?= packaging/watcher/50-userdown
 
-# The binaries are linked statically (CGO_ENABLED=0): no libc dependency,
-# so one package serves the older Debian releases Ganeti 2.x nodes run.
-deb:
-	@CGO_ENABLED=0 $(MAKE) --no-print-directory build
+# `make build` links statically (CGO_ENABLED=0): the package has no libc
+# dependency and also serves the older releases Ganeti 2.x nodes run.
+deb: build
 	@set -e; \
 	for b in $(BINARIES); do [ -x bin/$$b ] || { echo "make deb: bin/$$b missing: make build found no cmd/$$b" >&2; exit 1; }; done; \
 	[ -f $(WATCHER_HOOK) ] || { echo "make deb: the watcher hook $(WATCHER_HOOK) is missing" >&2; exit 1; }; \

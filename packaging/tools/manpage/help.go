@@ -11,12 +11,19 @@ type Help struct {
 	Usage string
 	// Description is the text between the usage line and the first
 	// section, in paragraphs.
-	Description []string
+	Description []Para
 	// Sections holds every "Title:" block other than Commands, in order
 	// (Arguments, Flags, and any group kong prints).
 	Sections []Section
 	// Commands are the entries of the Commands section.
 	Commands []Entry
+}
+
+// Para is one paragraph of a description: running text, or an indented
+// block (a table, an example) kept line by line.
+type Para struct {
+	Text string
+	Pre  bool
 }
 
 // Section is one titled list of entries.
@@ -70,25 +77,42 @@ func ParseHelp(text string) (Help, error) {
 	h.Usage = strings.TrimSpace(strings.TrimPrefix(lines[i], "Usage: "))
 	i++
 	var para []string
+	pre := false
 	flush := func() {
 		if len(para) > 0 {
-			h.Description = append(h.Description, strings.Join(para, " "))
+			if pre {
+				h.Description = append(h.Description, Para{Text: strings.Join(dedent(para), "\n"), Pre: true})
+			} else {
+				h.Description = append(h.Description, Para{Text: strings.Join(para, " ")})
+			}
 			para = nil
 		}
 	}
-	for ; i < len(lines) && !isTitle(lines[i]); i++ {
-		if t := strings.TrimSpace(lines[i]); t == "" {
+	for ; i < len(lines) && !isTitle(lines, i); i++ {
+		l := strings.TrimRight(lines[i], " ")
+		switch {
+		case l == "":
 			flush()
-		} else {
-			para = append(para, t)
+		case indent(l) >= 2:
+			if !pre {
+				flush()
+				pre = true
+			}
+			para = append(para, l)
+		default:
+			if pre {
+				flush()
+				pre = false
+			}
+			para = append(para, strings.TrimSpace(l))
 		}
 	}
 	flush()
 	for i < len(lines) {
-		if !isTitle(lines[i]) {
+		if !isTitle(lines, i) {
 			// A closing note such as `Run "x <command> --help" ...`.
 			if t := strings.TrimSpace(lines[i]); t != "" && !strings.HasPrefix(t, "Run \"") {
-				h.Description = append(h.Description, t)
+				h.Description = append(h.Description, Para{Text: t})
 			}
 			i++
 			continue
@@ -96,7 +120,7 @@ func ParseHelp(text string) (Help, error) {
 		title := strings.TrimSuffix(strings.TrimSpace(lines[i]), ":")
 		i++
 		var entries []Entry
-		for ; i < len(lines) && !isTitle(lines[i]); i++ {
+		for ; i < len(lines) && !isTitle(lines, i); i++ {
 			l := lines[i]
 			if strings.TrimSpace(l) == "" {
 				continue
@@ -133,8 +157,27 @@ func ParseHelp(text string) (Help, error) {
 	return h, nil
 }
 
-func isTitle(l string) bool {
-	return l != "" && l[0] != ' ' && strings.HasSuffix(strings.TrimSpace(l), ":") && !strings.HasPrefix(l, "Usage: ")
+// isTitle reports whether lines[i] opens a section such as "Flags:": a
+// short unindented line ending in a colon, after a blank line (or at the
+// start), followed by an indented entry.
+func isTitle(lines []string, i int) bool {
+	l := strings.TrimRight(lines[i], " ")
+	if l == "" || l[0] == ' ' || !strings.HasSuffix(l, ":") || strings.HasPrefix(l, "Usage: ") {
+		return false
+	}
+	if len(l) > 40 || strings.ContainsAny(l, "()$.,;") || len(strings.Fields(l)) > 4 {
+		return false
+	}
+	if i > 0 && strings.TrimSpace(lines[i-1]) != "" {
+		return false
+	}
+	for j := i + 1; j < len(lines); j++ {
+		if strings.TrimSpace(lines[j]) == "" {
+			continue
+		}
+		return indent(lines[j]) >= 2
+	}
+	return false
 }
 
 func indent(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
@@ -153,4 +196,19 @@ func join(a, b string) string {
 		return b
 	}
 	return a + " " + b
+}
+
+// dedent removes the indentation the lines share.
+func dedent(lines []string) []string {
+	min := -1
+	for _, l := range lines {
+		if n := indent(l); min < 0 || n < min {
+			min = n
+		}
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l[min:]
+	}
+	return out
 }

@@ -28,7 +28,7 @@ func TestParseHelpTop(t *testing.T) {
 	}
 	want := Help{
 		Usage:       "userdown-hvconfig <command> [flags]",
-		Description: []string{"Keep Xen domain configs on preserve, and wrap the toolstack."},
+		Description: []Para{{Text: "Keep Xen domain configs on preserve, and wrap the toolstack."}},
 		Sections: []Section{{Title: "Flags", Entries: []Entry{
 			{Term: "-h, --help", Text: "Show context-sensitive help."},
 			{Term: "--config=PATH", Text: "Configuration file (default /etc/ganeti/userdown.toml, or $USERDOWN_CONFIG)."},
@@ -57,7 +57,7 @@ func TestParseHelpCommand(t *testing.T) {
 	}
 	want := Help{
 		Usage:       "userdown-hvconfig rewrite <file> ... [flags]",
-		Description: []string{"Rewrite domain configs so that Xen preserves powered-off and crashed domains. A long second sentence that will wrap around the terminal width for sure, doesn't it."},
+		Description: []Para{{Text: "Rewrite domain configs so that Xen preserves powered-off and crashed domains. A long second sentence that will wrap around the terminal width for sure, doesn't it."}},
 		Sections: []Section{
 			{Title: "Arguments", Entries: []Entry{{Term: "<file> ...", Text: "Domain config files to rewrite."}}},
 			{Title: "Flags", Entries: []Entry{
@@ -126,5 +126,47 @@ func TestGenerateRendersCleanRoff(t *testing.T) {
 func TestPageDate(t *testing.T) {
 	if got := pageDate("1795000000", time.Time{}); got != "2026-11-18" {
 		t.Errorf("pageDate(SOURCE_DATE_EPOCH) = %q", got)
+	}
+}
+
+// TestParseHelpKeepsTables checks a description with a line ending in a
+// colon (not a section title) and an indented table, as userdown-hook's
+// help has.
+func TestParseHelpKeepsTables(t *testing.T) {
+	text := `Usage: userdown-hook [flags]
+
+Ganeti instance hook.
+
+Everything comes from its environment (of the rest only one variable
+is read):
+
+    instance-start      pre:  destroy
+                        post: rewrite
+    instance-add        pre:  free memory
+
+Exit status: 0 always in the pre phase.
+
+Flags:
+  -h, --help    Show context-sensitive help.
+`
+	h, err := ParseHelp(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Para{
+		{Text: "Ganeti instance hook."},
+		{Text: "Everything comes from its environment (of the rest only one variable is read):"},
+		{Text: "instance-start      pre:  destroy\n                    post: rewrite\ninstance-add        pre:  free memory", Pre: true},
+		{Text: "Exit status: 0 always in the pre phase."},
+	}
+	if d := cmp.Diff(want, h.Description); d != "" {
+		t.Errorf("description (-want +got):\n%s", d)
+	}
+	if len(h.Sections) != 1 || h.Sections[0].Title != "Flags" {
+		t.Errorf("sections: %+v, want only Flags", h.Sections)
+	}
+	page := Render("userdown-hook", h, nil, Meta{Date: "2026-11-25"})
+	if !strings.Contains(page, ".nf\ninstance\\-start      pre:  destroy\n") {
+		t.Errorf("the table is not kept line by line:\n%s", page)
 	}
 }

@@ -38,12 +38,7 @@ func Render(name string, h Help, cmds []Help, m Meta) string {
 	}
 
 	b.WriteString(".SH DESCRIPTION\n")
-	for i, p := range h.Description {
-		if i > 0 {
-			b.WriteString(".PP\n")
-		}
-		fmt.Fprintf(&b, "%s\n", text(p))
-	}
+	paras(&b, h.Description)
 	if name == "userdown-hvconfig" {
 		b.WriteString(".PP\nInvoked under the name\n.B xl\nor\n.BR xm ,\nas the package installs it in place of the toolstack, it behaves as\n.BR \"userdown\\-hvconfig exec \\-\\-\" :\nthe arguments go to the real toolstack named by\n.B [xen] command\nafter the config given to\n.B create\nhas been rewritten.\n")
 	}
@@ -67,12 +62,7 @@ func Render(name string, h Help, cmds []Help, m Meta) string {
 		}
 		for _, c := range cmds {
 			fmt.Fprintf(&b, ".SS %s\n", quote(text(strings.TrimSpace(strings.TrimPrefix(c.Usage, name)))))
-			for i, p := range c.Description {
-				if i > 0 {
-					b.WriteString(".PP\n")
-				}
-				fmt.Fprintf(&b, "%s\n", text(p))
-			}
+			paras(&b, c.Description)
 			for _, s := range c.Sections {
 				var own []Entry
 				for _, e := range s.Entries {
@@ -135,6 +125,23 @@ Xen's or the cluster's state could not be read; nothing was changed.
 	return b.String()
 }
 
+func paras(b *strings.Builder, ps []Para) {
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(".PP\n")
+		}
+		if p.Pre {
+			b.WriteString(".RS 4\n.nf\n")
+			for _, l := range strings.Split(p.Text, "\n") {
+				fmt.Fprintf(b, "%s\n", text(l))
+			}
+			b.WriteString(".fi\n.RE\n")
+			continue
+		}
+		fmt.Fprintf(b, "%s\n", text(p.Text))
+	}
+}
+
 func entries(b *strings.Builder, es []Entry) {
 	for _, e := range es {
 		fmt.Fprintf(b, ".TP\n.B %s\n", quote(text(e.Term)))
@@ -146,16 +153,17 @@ func entries(b *strings.Builder, es []Entry) {
 
 // summary is the NAME line: the first sentence of the description, or the
 // name when the help has none.
-func summary(desc []string, name string) string {
-	if len(desc) == 0 {
+func summary(desc []Para, name string) string {
+	if len(desc) == 0 || desc[0].Pre {
 		return name
 	}
-	s := desc[0]
+	s := desc[0].Text
 	if i := strings.Index(s, ". "); i >= 0 {
 		s = s[:i]
 	}
 	s = strings.TrimSuffix(s, ".")
-	if s != "" {
+	// Lower-case the first word, as NAME lines are, unless it is a name.
+	if first, _, _ := strings.Cut(s, " "); s != "" && first != "Ganeti" && first != "Xen" {
 		s = strings.ToLower(s[:1]) + s[1:]
 	}
 	return s
