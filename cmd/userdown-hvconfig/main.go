@@ -40,6 +40,7 @@ type CLI struct {
 	Rewrite RewriteCmd       `cmd:"" help:"Set the configured [actions] (on_poweroff, on_crash, on_shutdown) in each domain config, changing nothing else. Prints FILE: rewritten or FILE: unchanged; exit 1 if any file failed."`
 	Check   CheckCmd         `cmd:"" help:"Exit 0 when every domain config already carries the configured [actions], 1 otherwise, naming the files and keys."`
 	Exec    ExecCmd          `cmd:"" help:"The toolstack shim: run the real toolstack ([xen] command) with ARGS, rewriting the config of a create first. Installed as xl or xm it does this with its own arguments."`
+	Doctor  DoctorCmd        `cmd:"" help:"Tell whether this node is protected: the shim, the real toolstack, the hooks, the watcher hook, the configuration, the RAPI credentials and the master, and the live actions of every running domain. One line per check (ok, warn or fail, with what to do); --json for the full report. Exit 1 when some check failed."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 

@@ -254,32 +254,45 @@ func checkToolstack(f Facts) Result {
 	case !f.ToolstackRun.Tried:
 		return Result{"toolstack", Warn, fmt.Sprintf("[xen] command %s not run: %s", t.Path, f.ToolstackRun.Skipped), ""}
 	case f.ToolstackRun.Err != "":
-		return Result{"toolstack", Fail, fmt.Sprintf("%s list failed: %s", t.Path, f.ToolstackRun.Err),
+		return Result{"toolstack", Fail, "the real toolstack does not answer: " + f.ToolstackRun.Err,
 			"run it by hand; on a node without a running Xen hypervisor no toolstack works"}
 	}
 	return Result{"toolstack", OK, fmt.Sprintf("%s list answers (%s)", t.Path, f.ToolstackRun.Detail), ""}
 }
 
 func checkHooks(f Facts) Result {
-	var problems []string
+	// Problems grouped by kind, each naming the directories concerned.
+	var kinds []string
+	byKind := map[string][]string{}
+	add := func(kind, what string) {
+		if _, ok := byKind[kind]; !ok {
+			kinds = append(kinds, kind)
+		}
+		byKind[kind] = append(byKind[kind], what)
+	}
 	for _, h := range f.Hooks {
+		dir := path.Base(path.Dir(h.Path))
 		name := path.Base(h.Path)
 		switch {
 		case h.Err != "":
-			problems = append(problems, fmt.Sprintf("%s: %s", h.Path, h.Err))
+			add("unreadable", fmt.Sprintf("%s (%s)", dir, h.Err))
 		case !h.Exists:
-			problems = append(problems, h.Path+" missing")
+			add(HookName+" missing in", dir)
 		case !hookNamePattern.MatchString(name):
-			problems = append(problems, h.Path+": Ganeti skips names outside [a-zA-Z0-9_-]")
+			add("named so that Ganeti skips it (outside [a-zA-Z0-9_-])", dir+"/"+name)
 		case !h.Resolved:
-			problems = append(problems, fmt.Sprintf("%s: link to %s, which does not resolve", h.Path, h.Link))
+			add("link that does not resolve in", fmt.Sprintf("%s (-> %s)", dir, h.Link))
 		case !h.executable():
-			problems = append(problems, h.Path+" is not executable")
+			add("not executable in", dir)
 		}
 	}
-	if len(problems) > 0 {
-		return Result{"hooks", Fail, strings.Join(problems, "; "),
-			"reinstall ganeti-userdown, or ln -s /usr/sbin/userdown-hook /etc/ganeti/hooks/<dir>/" + HookName}
+	if len(kinds) > 0 {
+		var parts []string
+		for _, k := range kinds {
+			parts = append(parts, k+" "+strings.Join(byKind[k], ", "))
+		}
+		return Result{"hooks", Fail, strings.Join(parts, "; ") + fmt.Sprintf(" (under %s)", path.Dir(path.Dir(f.Hooks[0].Path))),
+			"reinstall ganeti-userdown, or ln -s /usr/sbin/userdown-hook " + path.Dir(path.Dir(f.Hooks[0].Path)) + "/<dir>/" + HookName}
 	}
 	return Result{"hooks", OK, fmt.Sprintf("%s in all %d hooks directories, executable", HookName, len(f.Hooks)), ""}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/doctor"
 )
 
 func readConffile(t *testing.T) string {
@@ -99,5 +100,13 @@ func TestConffileCommentsEveryDefault(t *testing.T) {
 	}
 	if len(seen) != len(all) {
 		t.Errorf("packaging/userdown.toml has %d keys, internal/config %d", len(seen), len(all))
+	}
+}
+
+// TestHookDirsAgreeWithDoctor: the directories the package tests expect
+// (from the design's table) are the ones doctor checks.
+func TestHookDirsAgreeWithDoctor(t *testing.T) {
+	if d := cmp.Diff(hookDirs, doctor.HookDirs); d != "" {
+		t.Errorf("hooks directories (-package tests +doctor):\n%s", d)
 	}
 }
