@@ -55,12 +55,13 @@ func checkInstalled(t *testing.T, r *scratchRoot, standinVersion string, xm bool
 	}
 
 	want := map[string]string{
-		"etc/ganeti/hooks/watcher/50-userdown": "file 0755 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/watcher/50-userdown")),
-		"etc/ganeti/userdown.toml":             "file 0644 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/userdown.toml")),
-		"usr/sbin/xl":                          "link -> userdown-hvconfig",
-		"var/lib/ganeti-userdown":              "dir 0755 0:0",
-		"usr/lib/ganeti-userdown/lib":          "link -> ../../lib",
-		"usr/lib/ganeti-userdown/real":         "dir 0755 0:0",
+		"etc/ganeti/hooks/watcher/50-userdown":     "link -> /usr/libexec/ganeti-userdown/watcher-hook",
+		"usr/libexec/ganeti-userdown/watcher-hook": "file 0755 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/watcher/50-userdown")),
+		"etc/ganeti/userdown.toml":                 "file 0644 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/userdown.toml")),
+		"usr/sbin/xl":                              "link -> userdown-hvconfig",
+		"var/lib/ganeti-userdown":                  "dir 0755 0:0",
+		"usr/lib/ganeti-userdown/lib":              "link -> ../../lib",
+		"usr/lib/ganeti-userdown/real":             "dir 0755 0:0",
 	}
 	for _, dir := range hookDirs {
 		want["etc/ganeti/hooks/"+dir] = "dir 0755 0:0"
@@ -140,11 +141,17 @@ func checkInstalled(t *testing.T, r *scratchRoot, standinVersion string, xm bool
 		}
 	}
 
+	// The configuration is the only conffile: the hooks are links, gone
+	// as soon as the package is removed.
 	conffiles := run(t, "", "dpkg-query", "--root="+r.Dir, "-W", "-f=${Conffiles}", pkg)
-	for _, c := range []string{"/etc/ganeti/userdown.toml", "/etc/ganeti/hooks/watcher/50-userdown"} {
-		if !strings.Contains(conffiles, c+" ") {
-			t.Errorf("%s is not a conffile; dpkg knows:\n%s", c, conffiles)
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(conffiles), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			names = append(names, f[0])
 		}
+	}
+	if d := cmp.Diff([]string{"/etc/ganeti/userdown.toml"}, names); d != "" {
+		t.Errorf("conffiles (-want +got):\n%s", d)
 	}
 }
 
@@ -265,6 +272,8 @@ func TestInstallUpgradeRemovePurge(t *testing.T) {
 		"usr/lib/ganeti-userdown":                  "absent",
 		"usr/sbin/userdown-hvconfig":               "absent",
 		"etc/ganeti/hooks/instance-start-pre.d":    "absent",
+		"etc/ganeti/hooks/watcher":                 "absent",
+		"usr/libexec/ganeti-userdown":              "absent",
 		"etc/ganeti/userdown.toml":                 "file 0644 0:0 sha256:" + sha(edited),
 		"var/lib/ganeti-userdown/intent-test.json": "file 0600 0:0 sha256:" + sha("{}\n"),
 	} {
