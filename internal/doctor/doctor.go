@@ -299,7 +299,7 @@ func checkHooks(f Facts) Result {
 
 func checkWatcher(f Facts) Result {
 	w := f.Watcher
-	fix := "reinstall ganeti-userdown (the watcher hook is a conffile: apt-get install --reinstall -o Dpkg::Options::=--force-confmiss ganeti-userdown)"
+	fix := "reinstall ganeti-userdown (apt-get install --reinstall ganeti-userdown): the hook is a link to /usr/libexec/ganeti-userdown/watcher-hook"
 	switch {
 	case w.Err != "":
 		return Result{"watcher-hook", Fail, fmt.Sprintf("%s: %s", w.Path, w.Err), fix}
