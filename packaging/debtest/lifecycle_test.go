@@ -378,3 +378,31 @@ func TestLintian(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedUpgradeKeepsDiversions makes the unpack of an upgrade fail
+// (another package took over one of our files): dpkg rolls back to the
+// installed version through the abort-upgrade calls, and the toolstack
+// must stay wrapped exactly as before.
+func TestFailedUpgradeKeepsDiversions(t *testing.T) {
+	r := newScratchRoot(t)
+	r.MustDpkg("-i", buildFake(t, standin("1")))
+	r.MustDpkg("-i", realDeb(t, "1.0"))
+	r.MustDpkg("--force-overwrite", "-i", buildFake(t, fakePackage{Name: "conflicter", Version: "1", Files: map[string]string{
+		"usr/sbin/userdown-detect": "#!/bin/sh\necho another package's file\n",
+	}}))
+	before := r.Snapshot()
+
+	out, err := r.Dpkg("-i", realDeb(t, "1.1"))
+	if err == nil {
+		t.Fatalf("the upgrade succeeded over a file of another package:\n%s", out)
+	}
+	if got := run(t, "", "dpkg-query", "--root="+r.Dir, "-W", "-f=${Version} ${Status}", pkg); got != "1.0 install ok installed" {
+		t.Errorf("after the failed upgrade dpkg knows %q, want 1.0 installed\n%s", got, out)
+	}
+	if d := cmp.Diff(ourDiversions(true), r.Diversions()); d != "" {
+		t.Errorf("diversions after the failed upgrade (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(before, r.Snapshot()); d != "" {
+		t.Errorf("the failed upgrade changed the root (-want +got):\n%s\ndpkg said:\n%s", d, out)
+	}
+}
