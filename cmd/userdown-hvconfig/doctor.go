@@ -224,12 +224,14 @@ func inspectNoFollow(p string) doctor.File {
 	return f
 }
 
+// oneLine shortens a multi-line error to its first and last lines (xl
+// says what went wrong last: "cannot init xl context").
 func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " …"
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) == 1 {
+		return lines[0]
 	}
-	return s
+	return strings.TrimSpace(lines[0]) + " … " + strings.TrimSpace(lines[len(lines)-1])
 }
 
 func strconvItoa(i int) string { return fmt.Sprint(i) }

@@ -318,7 +318,7 @@ func checkCredentials(f Facts) Result {
 		return Result{"credentials", OK, fmt.Sprintf("backend %q needs no RAPI credentials", f.Config.Cluster.Backend), ""}
 	}
 	c := f.Credentials
-	fix := fmt.Sprintf("on the master: echo 'USER PASSWORD' > %s; chmod 0600 %s; gnt-cluster copyfile %s (USER needs write access in Ganeti's rapi_users)", c.Path, c.Path, c.Path)
+	fix := fmt.Sprintf("on the master: echo 'USER PASSWORD' > %s; chmod 0600 %s; gnt-cluster copyfile %s (USER needs write access in the master's /var/lib/ganeti/rapi/users)", c.Path, c.Path, c.Path)
 	switch {
 	case c.Err != "":
 		return Result{"credentials", Fail, fmt.Sprintf("%s: %s", c.Path, c.Err), fix}
@@ -341,7 +341,7 @@ func checkMaster(f Facts) Result {
 		return Result{"master", Warn, "not asked: " + m.Skipped, "fix the checks above, then run doctor again"}
 	case m.Err != "":
 		return Result{"master", Fail, "the master does not answer: " + m.Err,
-			"check [cluster] rapi_url (default https://<ssconf_master_node>:5080), the RAPI user's credentials and rapi_ca; curl --cacert /var/lib/ganeti/rapi.pem -k https://MASTER:5080/2/info"}
+			"check [cluster] rapi_url (default https://<ssconf_master_node>:5080), the RAPI user's credentials and rapi_ca, and that ganeti-rapi listens beyond 127.0.0.1 (RAPI_ARGS in /etc/default/ganeti); try curl -k -u USER:PASSWORD https://MASTER:5080/2/info"}
 	}
 	return Result{"master", OK, "the master answers: " + m.Detail, ""}
 }

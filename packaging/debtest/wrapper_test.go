@@ -67,6 +67,16 @@ func TestDebianWrapperThroughShim(t *testing.T) {
 		{"installed: links", "userdown-hvconfig\n../lib/xen-common/bin/xen-utils-wrapper\n../../lib\n", "the shim in xl's place, the wrapper's link in real/"},
 		{"installed: diversions", "diversion of /usr/sbin/xl to /usr/lib/ganeti-userdown/real/xl by ganeti-userdown", "the package's diversion"},
 		{"installed: xl list", reached, "through the shim and the diverted wrapper to the real xl"},
+		// doctor on a real install: what the package put in place is ok;
+		// without a hypervisor, credentials and master the node is not
+		// protected.
+		{"installed: doctor", "ok    shim          /usr/sbin/xl is the shim; the distribution's xl is diverted to /usr/lib/ganeti-userdown/real/xl\n", "doctor sees the shim and the diversion"},
+		{"installed: doctor", "ok    hooks ", "doctor sees every hook link"},
+		{"installed: doctor", "ok    watcher-hook ", "doctor sees the watcher hook"},
+		{"installed: doctor", "ok    config ", "doctor reads the shipped configuration"},
+		{"installed: doctor", "fail  toolstack     the real toolstack does not answer", "no hypervisor here"},
+		{"installed: doctor", "cannot init xl context\n", "doctor quotes xl's last word"},
+		{"installed: doctor", "exit=1", "doctor exits 1 on a fail"},
 		{"installed, no lib link: xl list", "real/xl: no such file or directory", "the renamed relative link needs real/../lib to lead to /usr/lib"},
 		{"purge", "exit=0", "the package purges"},
 		{"purged: link", "../lib/xen-common/bin/xen-utils-wrapper", "the wrapper's link is back"},

@@ -59,6 +59,8 @@ step "installed: diversions"
 dpkg-divert --list '/usr/sbin/x*'
 step "installed: xl list"
 try /usr/sbin/xl list
+step "installed: doctor"
+try userdown-hvconfig doctor
 # Why preinst adds real/../lib: without it the renamed relative link dangles.
 mv /usr/lib/ganeti-userdown/lib /tmp/lib.saved
 step "installed, no lib link: xl list"
