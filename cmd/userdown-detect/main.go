@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"ganeti-userdown/internal/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -41,7 +42,7 @@ Exit status: 0 ok, 1 some instance could not be marked down, 2 usage or
 configuration error, 3 Xen's or the cluster's state could not be read
 (nothing was changed).`
 
-type cli struct {
+type flags struct {
 	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
 	JSON     bool             `name:"json" help:"Print the full report as JSON."`
 	MarkDown bool             `name:"mark-down" help:"Mark the listed instances down through Ganeti (one job per instance, each awaited; a failing instance does not stop the others)."`
@@ -53,34 +54,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
-func run(args []string, stdout, stderr io.Writer, getenv func(string) string) (code int) {
-	var c cli
-	exited := -1
-	parser, err := kong.New(&c,
-		kong.Name("userdown-detect"),
-		kong.Description(description),
-		kong.Writers(stdout, stderr),
-		kong.Vars{"version": version.Version},
-		kong.Exit(func(code int) { exited = code; panic(exitPanic{}) }),
-	)
-	if err != nil {
-		fmt.Fprintf(stderr, "userdown-detect: %v\n", err)
-		return 2
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(exitPanic); !ok {
-				panic(r)
-			}
-			code = exited
-			if code != 0 {
-				code = 2
-			}
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	var c flags
+	parsed := cli.Parse("userdown-detect", &c, args, stdout, stderr,
+		kong.Description(description), kong.Vars{"version": version.Version})
+	if parsed.Done {
+		if parsed.Err != nil {
+			fmt.Fprintf(stderr, "userdown-detect: %v\n", parsed.Err)
 		}
-	}()
-	if _, err := parser.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "userdown-detect: %v\n", err)
-		return 2
+		return parsed.Code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-detect")
 
@@ -136,6 +118,3 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) (c
 	}
 	return 0
 }
-
-// exitPanic unwinds kong's --help and --version exits into run's return.
-type exitPanic struct{}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"ganeti-userdown/internal/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -64,7 +65,7 @@ usage or configuration error; 0 otherwise.
 --env-file replays a saved hook environment (KEY=VALUE lines) instead of
 the process environment; --dry-run only prints the decision.`
 
-type cli struct {
+type flags struct {
 	Config  string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
 	JSON    bool             `name:"json" help:"Print the decision and the outcome of every action as JSON."`
 	DryRun  bool             `name:"dry-run" help:"Print the decision; change nothing."`
@@ -72,8 +73,6 @@ type cli struct {
 	Node    string           `name:"node" help:"This node's Ganeti name (default: [cluster] node, else the host's FQDN)."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
-
-type exitPanic struct{}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
@@ -86,7 +85,7 @@ type report struct {
 	Error    string          `json:"error,omitempty"`
 }
 
-func run(args, environ []string, stdout, stderr io.Writer) (code int) {
+func run(args, environ []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-hook")
 	getenv := func(k string) string {
 		for _, kv := range environ {
@@ -110,32 +109,16 @@ func run(args, environ []string, stdout, stderr io.Writer) (code int) {
 		return 0
 	}
 
-	var c cli
-	exited := -1
-	parser, err := kong.New(&c,
-		kong.Name("userdown-hook"),
-		kong.Description(description),
-		kong.Writers(stdout, stderr),
-		kong.Vars{"version": version.Version},
-		kong.Exit(func(code int) { exited = code; panic(exitPanic{}) }),
-	)
-	if err != nil {
-		log.Error(err.Error())
-		return fail(2)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(exitPanic); !ok {
-				panic(r)
-			}
-			code = 0
-			if exited != 0 {
-				code = fail(2)
-			}
+	var c flags
+	parsed := cli.Parse("userdown-hook", &c, args, stdout, stderr,
+		kong.Description(description), kong.Vars{"version": version.Version})
+	if parsed.Done {
+		if parsed.Err != nil {
+			log.Error("usage: " + parsed.Err.Error())
 		}
-	}()
-	if _, err := parser.Parse(args); err != nil {
-		log.Error("usage: " + err.Error())
+		if parsed.Code == 0 {
+			return 0
+		}
 		return fail(2)
 	}
 	if c.EnvFile != "" {

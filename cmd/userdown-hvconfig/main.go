@@ -13,6 +13,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"ganeti-userdown/internal/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -26,10 +27,10 @@ import (
 
 // Exit codes shared by every ganeti-userdown binary.
 const (
-	exitOK     = 0
-	exitFailed = 1 // some item failed
-	exitUsage  = 2 // usage or configuration error
-	exitState  = 3 // Xen or cluster state unreadable; nothing changed
+	exitOK     = cli.ExitOK
+	exitFailed = cli.ExitFailed     // some item failed
+	exitUsage  = cli.ExitUsage      // usage or configuration error
+	exitState  = cli.ExitUnreadable // Xen or cluster state unreadable; nothing changed
 )
 
 // CLI is the command line. Add a subcommand as a field here and its type
@@ -100,17 +101,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return shimMain(name, args[1:], getenv, stderr)
 	}
 
-	var cli CLI
-	cli.stdout, cli.stderr, cli.getenv = stdout, stderr, getenv
-	exitCode := -1
-	parser, err := kong.New(&cli,
-		kong.Name("userdown-hvconfig"),
+	var cmds CLI
+	cmds.stdout, cmds.stderr, cmds.getenv = stdout, stderr, getenv
+	parsed := cli.Parse("userdown-hvconfig", &cmds, args[1:], stdout, stderr,
 		kong.Description("Keep Xen domain configs set to preserve powered-off and crashed domains (ganeti-userdown)."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) {
-			exitCode = code
-			panic(exitCode)
-		}),
 		kong.Vars{
 			"default_config": config.DefaultPath,
 			"config_env":     config.EnvVar,
@@ -118,43 +112,29 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		},
 		kong.UsageOnError(),
 	)
-	if err != nil {
-		fmt.Fprintf(stderr, "userdown-hvconfig: %v\n", err)
-		return exitUsage
+	if parsed.Done {
+		if parsed.Err != nil {
+			fmt.Fprintf(stderr, "userdown-hvconfig: %v\n", parsed.Err)
+		}
+		return parsed.Code
 	}
-	code := func() (code int) {
-		defer func() {
-			if r := recover(); r != nil {
-				if exitCode < 0 {
-					panic(r)
-				}
-				code = exitCode
-			}
-		}()
-		kctx, err := parser.Parse(args[1:])
-		if err != nil {
-			fmt.Fprintf(stderr, "userdown-hvconfig: %v\n", err)
-			return exitUsage
+	level := slog.LevelInfo
+	if cmds.Verbose {
+		level = slog.LevelDebug
+	}
+	cmds.log = newLogger(stderr, level)
+	err := parsed.Context.Run(&cmds.Globals)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "userdown-hvconfig: %v\n", ee.err)
 		}
-		level := slog.LevelInfo
-		if cli.Verbose {
-			level = slog.LevelDebug
-		}
-		cli.log = newLogger(stderr, level)
-		err = kctx.Run(&cli.Globals)
-		var ee *exitError
-		switch {
-		case err == nil:
-			return exitOK
-		case errors.As(err, &ee):
-			if ee.err != nil {
-				fmt.Fprintf(stderr, "userdown-hvconfig: %v\n", ee.err)
-			}
-			return ee.code
-		default:
-			fmt.Fprintf(stderr, "userdown-hvconfig: %v\n", err)
-			return exitFailed
-		}
-	}()
-	return code
+		return ee.code
+	default:
+		fmt.Fprintf(stderr, "userdown-hvconfig: %v\n", err)
+		return exitFailed
+	}
 }
