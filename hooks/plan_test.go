@@ -2,7 +2,7 @@ package hooks
 
 import (
 	"errors"
-	"os"
+	"ganeti-userdown/internal/testbin"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,40 +10,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// moduleRoot finds the directory holding go.mod above the test's
-// working directory.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
-
 // capturesDir is where the real Ganeti 3.0.2 hook environments live:
 // ../shared/ganeti-3.0.2/hooks beside the module.
 func capturesDir(t *testing.T) string {
 	t.Helper()
-	d := filepath.Join(moduleRoot(t), "..", "shared", "ganeti-3.0.2", "hooks")
-	if _, err := os.Stat(d); err != nil {
-		t.Fatalf("the real Ganeti 3.0.2 hook captures are missing: %v\n"+
-			"they belong in <module root>/../shared/ganeti-3.0.2/hooks (the project's shared workspace)", err)
-	}
-	return d
+	return testbin.Captures(t, "hooks")
 }
 
 func fixturesDir(t *testing.T) string {
-	return filepath.Join(moduleRoot(t), "testdata", "hookenv")
+	return filepath.Join(testbin.ModuleRoot(t), "testdata", "hookenv")
 }
 
 func readEnv(t *testing.T, path string) map[string]string {

@@ -29,37 +29,9 @@ func TestMain(m *testing.M) {
 // The PATH Ganeti gives hooks.
 const ganetiPath = "PATH=/sbin:/bin:/usr/sbin:/usr/bin"
 
-// moduleRoot is the directory of go.mod above the test.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
-
-// shared is the project's shared workspace with the Ganeti 3.0.2 captures.
-func shared(t *testing.T, elem ...string) string {
-	t.Helper()
-	p := filepath.Join(append([]string{moduleRoot(t), "..", "shared", "ganeti-3.0.2"}, elem...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the real Ganeti 3.0.2 captures are missing (%v): they belong in <module root>/../shared/ganeti-3.0.2", err)
-	}
-	return p
-}
-
 func capture(t *testing.T, name string) map[string]string {
 	t.Helper()
-	env, err := hooks.ReadEnvFile(shared(t, "hooks", name))
+	env, err := hooks.ReadEnvFile(testbin.Captures(t, "hooks", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +40,7 @@ func capture(t *testing.T, name string) map[string]string {
 
 func fixture(t *testing.T, name string) map[string]string {
 	t.Helper()
-	env, err := hooks.ReadEnvFile(filepath.Join(moduleRoot(t), "testdata", "hookenv", name))
+	env, err := hooks.ReadEnvFile(filepath.Join(testbin.ModuleRoot(t), "testdata", "hookenv", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +138,7 @@ func (n *node) domains() map[string]xen.Domain {
 // shim.
 func (n *node) create(name string) string {
 	n.t.Helper()
-	b, err := os.ReadFile(shared(n.t, "xen-config-xen1.example.com.cfg"))
+	b, err := os.ReadFile(testbin.Captures(n.t, "xen-config-xen1.example.com.cfg"))
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -68,3 +68,36 @@ func Cleanup() {
 		built = map[string]string{}
 	}
 }
+
+// ModuleRoot returns the directory holding the module's go.mod, found
+// upwards from the test's working directory.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("testbin: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("testbin: no go.mod above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// Captures returns the path of elem inside the real Ganeti 3.0.2 captures,
+// shared/ganeti-3.0.2 beside the repository (../shared from the module
+// root), failing the test with a clear message when it is missing.
+func Captures(t testing.TB, elem ...string) string {
+	t.Helper()
+	p := filepath.Join(append([]string{ModuleRoot(t), "..", "shared", "ganeti-3.0.2"}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the real Ganeti 3.0.2 captures are missing: %v\n"+
+			"they belong in <module root>/../shared/ganeti-3.0.2 (the project's shared workspace, beside the repository)", err)
+	}
+	return p
+}
