@@ -263,6 +263,14 @@ var (
 // waits for it, bounded by Timeout. gnt-instance shutdown has no option
 // for admin_state_source: req.UserSource is not honoured by this backend
 // (the instance is marked down with source "admin").
+//
+// Right before submitting, it lists the locks (gnt-debug locks) and defers
+// the mark-down (ErrJobDeferred, nothing submitted) when a job holds or
+// waits for instance/<name>. Unlike the RAPI backend it cannot cancel its
+// own job once submitted: gnt-instance shutdown waits for the job it
+// submits, so a job that another one (a start, a reboot) overtakes in the
+// short gap between the lock listing and the submission waits for it and
+// then runs. The RAPI backend closes that gap; prefer it.
 func (c *CLI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 	if req.Name == "" || strings.HasPrefix(req.Name, "-") || strings.ContainsAny(req.Name, " \t\n") {
 		return Job{}, fmt.Errorf("cli backend: mark down: bad instance name %q", req.Name)
@@ -270,6 +278,13 @@ func (c *CLI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 	secs, err := shutdownSeconds(c.o.ShutdownTimeout)
 	if err != nil {
 		return Job{}, err
+	}
+	locked, err := c.Locked(ctx, []string{req.Name})
+	if err != nil {
+		return Job{}, fmt.Errorf("mark down %s: lock check before submitting: %w", req.Name, err)
+	}
+	if locked[req.Name] {
+		return Job{}, fmt.Errorf("mark down %s: a job holds or waits for instance/%s, nothing submitted: %w", req.Name, req.Name, ErrJobDeferred)
 	}
 	args := ShutdownArgs(c.o.GntInstance, secs, reasonText(req.Reason), req.Name)
 	out, _, err := c.run(ctx, true, args...)

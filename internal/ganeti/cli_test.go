@@ -168,6 +168,8 @@ func TestCLICommandLines(t *testing.T) {
 	want := []string{
 		`{"command":"gnt-instance","args":["list","--no-headers","--separator=|","-o","name,pnode,admin_state,admin_state_source,tags","-F","pnode == \"node1.example.com\""]}`,
 		`{"command":"gnt-debug","args":["locks","--no-headers","--separator=|","-o","name,mode,owner,pending"]}`,
+		// MarkDown lists the locks again right before submitting.
+		`{"command":"gnt-debug","args":["locks","--no-headers","--separator=|","-o","name,mode,owner,pending"]}`,
 		`{"command":"gnt-instance","args":["shutdown","--timeout=3","--reason=ganeti-userdown: poweroff","web1.example.com"]}`,
 	}
 	if d := cmp.Diff(want, lines); d != "" {

@@ -191,19 +191,39 @@ func contract(t *testing.T, mk backendMaker) {
 		}
 	})
 
-	t.Run("waits for a job holding the lock", func(t *testing.T) {
+	// Reference: design.md, "Decisions", safety rule 3: "Never mark down
+	// an instance ... that a Ganeti job holds (instance locks)"; and
+	// safety rule 1: "Never destroy a domain that is not shut down or
+	// crashed": run after the job holding the instance (here a reboot),
+	// Ganeti's shutdown would find the domain running again and stop it.
+	t.Run("defers while a job holds the lock and never runs after it", func(t *testing.T) {
 		b := mk(t, fakeState(), 5*time.Second)
 		holder, err := b.engine.HoldLock("web1.example.com", "OP_INSTANCE_REBOOT")
 		if err != nil {
 			t.Fatal(err)
 		}
-		go func() {
-			time.Sleep(300 * time.Millisecond)
-			b.engine.Finish(holder, "success", nil)
-		}()
+		start := time.Now()
 		j, err := b.client.MarkDown(ctx, MarkDownRequest{Name: "web1.example.com"})
-		if err != nil || j.Status != JobSuccess {
-			t.Errorf("got %+v, %v", j, err)
+		if !errors.Is(err, ErrJobDeferred) {
+			t.Fatalf("got %+v, %v; want ErrJobDeferred", j, err)
+		}
+		if el := time.Since(start); el > 2*time.Second {
+			t.Errorf("deferring took %s: the lock owner should be seen at once", el)
+		}
+		if err := b.engine.Finish(holder, "success", nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // a job left queued would run now
+		st := b.state(t)
+		for _, in := range st.Instances {
+			if in.Name == "web1.example.com" && in.AdminState != "up" {
+				t.Errorf("web1 is admin %s after the lock freed: the deferred shutdown ran", in.AdminState)
+			}
+		}
+		for _, sj := range st.Jobs {
+			if sj.ID != holder && sj.Status != "canceled" {
+				t.Errorf("job %d (%s) is %s, want canceled or never submitted", sj.ID, sj.OpID, sj.Status)
+			}
 		}
 	})
 }

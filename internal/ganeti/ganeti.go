@@ -68,8 +68,10 @@ type Client interface {
 	// MarkDown submits Ganeti's instance shutdown with a short positive
 	// timeout and waits, bounded, for the job. The error is nil only when
 	// the job finished with status "success"; otherwise it wraps
-	// ErrInstanceGone, ErrJobFailed, ErrJobUnfinished or says why the job
-	// could not be submitted, and Job holds what is known of the job.
+	// ErrInstanceGone, ErrJobFailed, ErrJobUnfinished, ErrJobDeferred (the
+	// job would have run after another job holding the instance, and was
+	// not run) or says why the job could not be submitted, and Job holds
+	// what is known of the job.
 	MarkDown(ctx context.Context, req MarkDownRequest) (Job, error)
 }
 
@@ -86,6 +88,14 @@ var ErrJobFailed = errors.New("ganeti job failed")
 // finish within [cluster] timeout. The job keeps running in Ganeti; the
 // returned Job has its id and last seen status.
 var ErrJobUnfinished = errors.New("ganeti job did not finish in time")
+
+// ErrJobDeferred is returned (wrapped) by MarkDown when another job holds
+// or waits for the instance (a start, a reboot, a migration) and the
+// shutdown job was therefore not run: cancelled while it waited (RAPI), or
+// not submitted (CLI). Run after that other job, Ganeti's shutdown could
+// find the domain running again and stop it. Nothing was changed; the next
+// watcher run decides again. A cancelled Job has status "canceled".
+var ErrJobDeferred = errors.New("another job holds the instance: mark-down deferred to the next run")
 
 // ErrNotMaster is returned (wrapped) by the CLI backend on a node that is
 // not the Ganeti master, where every gnt-instance query and job fails.

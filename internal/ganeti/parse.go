@@ -306,6 +306,23 @@ func ParseJobID(body []byte) (int64, error) {
 	return parseJobID(bytes.TrimSpace(body))
 }
 
+// ParseCancelAnswer parses the answer to DELETE /2/jobs/<id>: Ganeti's
+// [success, message] pair, e.g. [true, "Dequeued job 28"] or [false, "Job
+// no longer waiting, can't cancel (informed it anyway)"].
+func ParseCancelAnswer(body []byte) (ok bool, msg string, err error) {
+	var pair []json.RawMessage
+	if err := json.Unmarshal(body, &pair); err != nil || len(pair) != 2 {
+		return false, "", fmt.Errorf("job cancel answer is not [success, message]: %s", truncate(body))
+	}
+	if err := json.Unmarshal(pair[0], &ok); err != nil {
+		return false, "", fmt.Errorf("job cancel answer: success is not a boolean: %s", truncate(body))
+	}
+	if err := json.Unmarshal(pair[1], &msg); err != nil {
+		return false, "", fmt.Errorf("job cancel answer: message is not a string: %s", truncate(body))
+	}
+	return ok, msg, nil
+}
+
 // jobResponse is the part of GET /2/jobs/<id> ganeti-userdown reads.
 type jobResponse struct {
 	ID       json.RawMessage   `json:"id"`

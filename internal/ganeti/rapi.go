@@ -34,9 +34,16 @@ type RAPIOptions struct {
 	// Backoff is the first wait between read attempts, doubled each time
 	// (default 250ms).
 	Backoff time.Duration
-	// PollInterval is the first wait between job polls, growing to 1s
-	// (default 100ms).
+	// PollInterval is the first wait between job polls, doubled after
+	// each poll up to 1s (default 20ms: a shutdown job that does not wait
+	// for locks is seen finished without a long sleep, and a slow one is
+	// polled about once a second).
 	PollInterval time.Duration
+	// QueueGrace is how long the mark-down job may stay queued or waiting
+	// for locks before MarkDown cancels it (default 2s). It is cancelled
+	// at once when the lock query shows another job owning the instance.
+	// A job that already runs is never cancelled.
+	QueueGrace time.Duration
 }
 
 // RAPI is the Client that talks to Ganeti's remote API over HTTPS. It works
@@ -75,7 +82,10 @@ func NewRAPI(o RAPIOptions) (*RAPI, error) {
 		o.Backoff = 250 * time.Millisecond
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = 100 * time.Millisecond
+		o.PollInterval = 20 * time.Millisecond
+	}
+	if o.QueueGrace <= 0 {
+		o.QueueGrace = 2 * time.Second
 	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
@@ -338,12 +348,23 @@ func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 }
 
 // waitJob polls GET /2/jobs/<id> until the job finishes or Timeout passes.
+//
+// A job still queued or waiting for locks is about to act on an instance
+// that another job holds, typically one that starts or reboots it: when
+// it finally runs, the domain may be running again, and Ganeti's shutdown
+// would stop it. Such a job is cancelled (DELETE /2/jobs/<id>) as soon as
+// the lock query shows instance/<name> owned by another job, or once it
+// has not started within QueueGrace, and the mark-down is deferred
+// (ErrJobDeferred). A job that runs is left to finish: Ganeti refuses to
+// cancel it anyway.
 func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
+	submitted := time.Now()
 	job := Job{ID: id, Status: JobQueued}
 	path := "/2/jobs/" + strconv.FormatInt(id, 10)
 	interval := r.o.PollInterval
+	lockChecked, cancelAsked := false, false
 	for {
 		b, err := r.do(ctx, http.MethodGet, path, nil, nil, true)
 		if err != nil {
@@ -361,7 +382,31 @@ func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) 
 		}
 		job = j
 		if JobFinished(job.Status) {
+			if cancelAsked && job.Status == JobCanceled {
+				return job, fmt.Errorf("mark down %s: job %d: %w", name, id, ErrJobDeferred)
+			}
 			return finished(name, job, gone)
+		}
+		if !cancelAsked && notStarted(job.Status) {
+			why := ""
+			if !lockChecked {
+				lockChecked = true
+				if other := r.lockOwner(ctx, name, id); other != "" {
+					why = "instance/" + name + " is held by job " + other
+				}
+			}
+			if why == "" && time.Since(submitted) >= r.o.QueueGrace {
+				why = fmt.Sprintf("still %s after %s", job.Status, r.o.QueueGrace)
+			}
+			if why != "" {
+				cancelAsked = true
+				if err := r.cancelJob(ctx, id); err != nil {
+					// Not cancelled: the job runs or will; wait for it.
+					cancelAsked = false
+				}
+				interval = r.o.PollInterval
+				continue
+			}
 		}
 		t := time.NewTimer(interval)
 		select {
@@ -374,6 +419,63 @@ func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) 
 			interval = time.Second
 		}
 	}
+}
+
+// notStarted reports a job status of a job that has not started its
+// opcode yet: queued, or waiting for its locks.
+func notStarted(status string) bool {
+	return status == JobQueued || status == JobWaiting
+}
+
+// lockOwner returns the id of a job other than self that owns lock
+// instance/<name>, or "" (also when the lock query fails: the grace
+// period still bounds the wait).
+func (r *RAPI) lockOwner(ctx context.Context, name string, self int64) string {
+	b, err := r.do(ctx, http.MethodPut, "/2/query/lock", nil, queryBody{Fields: lockFields}, true)
+	if err != nil {
+		return ""
+	}
+	locks, err := ParseLockQuery(b)
+	if err != nil {
+		return ""
+	}
+	return OtherOwner(locks, name, strconv.FormatInt(self, 10))
+}
+
+// OtherOwner returns the id of a job other than self owning lock
+// instance/<name>, or "".
+func OtherOwner(locks []Lock, name, self string) string {
+	for _, l := range locks {
+		if l.Name != "instance/"+name {
+			continue
+		}
+		for _, o := range l.Owners {
+			if o != self {
+				return o
+			}
+		}
+	}
+	return ""
+}
+
+// cancelJob asks Ganeti to cancel job id (DELETE /2/jobs/<id>, never
+// retried). Ganeti answers [success, message]; success is false when the
+// job already runs. Whatever the answer, the caller keeps polling: the
+// job's final status says what happened.
+func (r *RAPI) cancelJob(ctx context.Context, id int64) error {
+	path := "/2/jobs/" + strconv.FormatInt(id, 10)
+	b, err := r.do(ctx, http.MethodDelete, path, nil, nil, false)
+	if err != nil {
+		return err
+	}
+	ok, msg, err := ParseCancelAnswer(b)
+	if err != nil {
+		return fmt.Errorf("rapi DELETE %s: %w", path, err)
+	}
+	if !ok {
+		return fmt.Errorf("rapi DELETE %s: not cancelled: %s", path, msg)
+	}
+	return nil
 }
 
 // finished turns a finished job into MarkDown's result.

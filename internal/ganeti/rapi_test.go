@@ -190,6 +190,90 @@ func TestRAPIJobNeverFinishes(t *testing.T) {
 	}
 }
 
+// TestRAPIQueuedJobCancelled: a shutdown job that stays queued (no lock
+// owner to see: the master holds it back) is cancelled once QueueGrace
+// passes, and does not run when the master would have started it.
+//
+// Reference: design.md, "Decisions", safety rule 3: "Never mark down an
+// instance ... that a Ganeti job holds (instance locks)"; and safety rule
+// 2: the mark-down's job is what destroys the user-shut-down domain, so a
+// deferred one leaves it alone.
+func TestRAPIQueuedJobCancelled(t *testing.T) {
+	f := ganetifake.Start(t, fakeState())
+	f.Update(func(s *ganetifake.State) error {
+		s.Knobs.QueueJobs = map[string]bool{"web1.example.com": true}
+		return nil
+	})
+	c := newRAPI(t, f, func(o *RAPIOptions) { o.QueueGrace = 150 * time.Millisecond })
+	start := time.Now()
+	j, err := c.MarkDown(context.Background(), MarkDownRequest{Name: "web1.example.com"})
+	if !errors.Is(err, ErrJobDeferred) || j.Status != JobCanceled {
+		t.Fatalf("got %+v, %v; want a canceled job and ErrJobDeferred", j, err)
+	}
+	if el := time.Since(start); el < 150*time.Millisecond || el > 3*time.Second {
+		t.Errorf("cancelled after %s, want after the 150ms grace", el)
+	}
+	var deletes []string
+	for _, r := range f.Requests() {
+		if r.Method == "DELETE" {
+			deletes = append(deletes, r.Path)
+		}
+	}
+	if d := cmp.Diff([]string{"/2/jobs/1"}, deletes); d != "" {
+		t.Errorf("DELETE requests (-want +got):\n%s", d)
+	}
+	f.Update(func(s *ganetifake.State) error { s.Knobs.QueueJobs = nil; return nil })
+	if err := f.Engine.Schedule(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	st := f.State()
+	if st.Instances[0].AdminState != "up" || st.Jobs[0].Status != "canceled" {
+		t.Errorf("after the master would start it: web1 admin %s, job %s; want up, canceled", st.Instances[0].AdminState, st.Jobs[0].Status)
+	}
+}
+
+// TestRAPIRunningJobNotCancelled: a job that already runs is left to
+// finish (Ganeti would refuse anyway): no DELETE, however long it runs.
+func TestRAPIRunningJobNotCancelled(t *testing.T) {
+	f := ganetifake.Start(t, fakeState())
+	f.Update(func(s *ganetifake.State) error {
+		s.Knobs.HangJobs = map[string]bool{"web1.example.com": true}
+		return nil
+	})
+	c := newRAPI(t, f, func(o *RAPIOptions) { o.Timeout, o.QueueGrace = 400*time.Millisecond, 20*time.Millisecond })
+	_, err := c.MarkDown(context.Background(), MarkDownRequest{Name: "web1.example.com"})
+	if !errors.Is(err, ErrJobUnfinished) {
+		t.Fatalf("want ErrJobUnfinished, got %v", err)
+	}
+	for _, r := range f.Requests() {
+		if r.Method == "DELETE" {
+			t.Errorf("running job cancelled: %s %s", r.Method, r.Path)
+		}
+	}
+}
+
+// TestParseCancelAnswer reads Ganeti's [success, message] answers.
+func TestParseCancelAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		ok   bool
+		msg  string
+		err  bool
+	}{
+		{`[true, "Dequeued job 28"]`, true, "Dequeued job 28", false},
+		{`[false, "Job no longer waiting, can't cancel (informed it anyway)"]`, false, "Job no longer waiting, can't cancel (informed it anyway)", false},
+		{`28`, false, "", true},
+		{`["yes", "x"]`, false, "", true},
+		{`[true]`, false, "", true},
+	} {
+		ok, msg, err := ParseCancelAnswer([]byte(tc.body))
+		if ok != tc.ok || msg != tc.msg || (err != nil) != tc.err {
+			t.Errorf("%s: got %v %q %v", tc.body, ok, msg, err)
+		}
+	}
+}
+
 // TestRAPIErrors: credentials, write access and unknown instances.
 func TestRAPIErrors(t *testing.T) {
 	f := ganetifake.Start(t, fakeState())

@@ -454,6 +454,9 @@ func (e *Engine) Schedule() error {
 			if j.OpID != opShutdown || (j.Status != "queued" && j.Status != "waiting") {
 				continue
 			}
+			if st.Knobs.QueueJobs[j.Instance] {
+				continue
+			}
 			if holder(st, j.Instance, j.ID) != 0 {
 				j.Status = "waiting"
 				continue
@@ -503,6 +506,46 @@ func (e *Engine) Finish(id int64, status string, result json.RawMessage) error {
 		return err
 	}
 	return e.Schedule()
+}
+
+// Cancel cancels job id as Ganeti's job queue does (DELETE /2/jobs/<id>,
+// gnt-job cancel): a queued job is dequeued and a job waiting for its
+// locks is cancelled, both ending "canceled"; a running job is not
+// cancelled. The answer is Ganeti's [success, message] pair; for a job
+// that has ended Ganeti 3.0 reports success with "has been already dead"
+// although nothing was cancelled, so callers must read the job's status.
+func (e *Engine) Cancel(id int64) (bool, string, error) {
+	var ok bool
+	var msg string
+	err := e.Store.Update(func(st *State) error {
+		j := st.job(id)
+		if j == nil {
+			return fmt.Errorf("Job %d not found", id)
+		}
+		switch j.Status {
+		case "queued":
+			// Dequeued by the master: the opcode result stays null.
+			ok, msg = true, fmt.Sprintf("Dequeued job %d", id)
+		case "waiting":
+			// The job process itself marks its opcodes cancelled.
+			ok, msg = true, "Job successfully cancelled"
+			j.Result = json.RawMessage(`"Job canceled by request"`)
+		case "running", "canceling":
+			ok, msg = false, "Job no longer waiting, can't cancel (informed it anyway)"
+			return nil
+		default:
+			ok, msg = true, fmt.Sprintf("Job %d has been already dead", id)
+			return nil
+		}
+		j.Status = "canceled"
+		j.Ended = e.now()
+		st.Canceled++
+		return nil
+	})
+	if err != nil {
+		return false, "", err
+	}
+	return ok, msg, nil
 }
 
 // HoldLock adds a running job (opID, e.g. OP_INSTANCE_STARTUP) that holds

@@ -217,6 +217,16 @@ func (h *Handler) serve(r *http.Request, body []byte) (any, *httpError) {
 			return nil, errorOf(501, "Method "+r.Method+" is unsupported")
 		}
 		return h.shutdown(segs[2], q, data, st)
+	case len(segs) == 3 && segs[0] == "2" && segs[1] == "jobs" && r.Method == http.MethodDelete:
+		id, err := strconv.ParseInt(segs[2], 10, 64)
+		if err != nil {
+			return nil, errorOf(400, "Invalid job id")
+		}
+		ok, msg, err := h.Engine.Cancel(id)
+		if err != nil {
+			return nil, errorOf(502, err.Error())
+		}
+		return []any{ok, msg}, nil
 	case len(segs) == 3 && segs[0] == "2" && segs[1] == "jobs" && r.Method == http.MethodGet:
 		id, err := strconv.ParseInt(segs[2], 10, 64)
 		if err != nil {

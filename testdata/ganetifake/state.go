@@ -25,7 +25,9 @@ type State struct {
 	Instances []Instance  `json:"instances"`
 	Jobs      []Job       `json:"jobs,omitempty"`
 	NextJobID int64       `json:"next_job_id,omitempty"`
-	Knobs     Knobs       `json:"knobs"`
+	// Canceled counts the jobs cancelled before they started.
+	Canceled int   `json:"canceled,omitempty"`
+	Knobs    Knobs `json:"knobs"`
 	// Toolstack is the xl (or xm) the shutdown job calls; empty: the job
 	// only changes the configuration.
 	Toolstack Toolstack `json:"toolstack"`
@@ -97,6 +99,10 @@ type Knobs struct {
 	// ever, holding the instance lock (as Ganeti 3.x does with timeout 0
 	// and a guest that ignores the request).
 	HangJobs map[string]bool `json:"hang_jobs,omitempty"`
+	// QueueJobs leaves the shutdown jobs of these instances queued (as
+	// Ganeti's master does when it holds a job back), until cancelled or
+	// the knob is cleared and Schedule runs.
+	QueueJobs map[string]bool `json:"queue_jobs,omitempty"`
 	// NotFound404 answers a shutdown of an unknown instance with HTTP
 	// 404, as a RAPI that checks the name first would; by default the job
 	// is accepted and fails with Ganeti's "not known" error.
