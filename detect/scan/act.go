@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"ganeti-userdown/destroy"
 	"ganeti-userdown/detect"
 	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -24,8 +26,21 @@ func MarkDownReason(node string, d detect.Decision) string {
 
 // MarkDown marks down every instance the report says to, one after
 // another: a failing instance does not stop the others. The results are
-// appended to rep.Jobs; it returns whether any item failed. An instance
-// the cluster no longer knows is reported, not failed.
+// appended to rep.Jobs; it returns whether any item failed.
+//
+// Right before submitting each mark-down it re-reads the intents, then the
+// domain by domid, and skips the instance when the domain is gone, changed
+// uuid or name, is no longer powered off, or an intent now covers it: the
+// state the decision was taken on no longer holds (a Ganeti reboot that
+// finished in between, a reaper that destroyed a host-initiated shutdown
+// and cleared its intent). Intents are read first: whoever clears an
+// intent does so after the domain was destroyed or started again, so
+// either the intent or the change is seen.
+//
+// A skipped mark-down, one deferred by the cluster client
+// (ganeti.ErrJobDeferred: its job waited for another job and was
+// cancelled) and an instance the cluster no longer knows are reported, not
+// failed; the next run decides again.
 func MarkDown(ctx context.Context, c ganeti.Client, rep *Report, log *slog.Logger) (failed bool) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -34,12 +49,30 @@ func MarkDown(ctx context.Context, c ganeti.Client, rep *Report, log *slog.Logge
 		if d.Decision != detect.MarkDown {
 			continue
 		}
+		res := JobResult{Instance: d.Name}
+		skip, err := rep.recheck.markDown(ctx, d)
+		switch {
+		case err != nil:
+			res.Status, res.Error, res.Failed = "not submitted", err.Error(), true
+			failed = true
+			log.Error("mark down not submitted: the domain could not be re-read", "instance", d.Name, "domid", d.DomID, "err", err)
+			rep.Jobs = append(rep.Jobs, res)
+			continue
+		case skip != "":
+			res.Status, res.Why = "skipped", skip
+			log.Info("mark down skipped", "instance", d.Name, "domid", d.DomID, "why", skip)
+			rep.Jobs = append(rep.Jobs, res)
+			continue
+		}
 		req := ganeti.MarkDownRequest{Name: d.Name, Reason: MarkDownReason(rep.Node, d), UserSource: d.UserSource}
 		job, err := c.MarkDown(ctx, req)
-		res := JobResult{Instance: d.Name, JobID: job.ID, Status: job.Status, Error: job.Error}
+		res.JobID, res.Status, res.Error = job.ID, job.Status, job.Error
 		switch {
 		case err == nil:
 			log.Info("marked down", "instance", d.Name, "job", job.ID)
+		case errors.Is(err, ganeti.ErrJobDeferred):
+			res.Status, res.Why, res.Error = "deferred", err.Error(), ""
+			log.Info("mark down deferred to the next run", "instance", d.Name, "job", job.ID, "why", err)
 		case errors.Is(err, ganeti.ErrInstanceGone):
 			res.Status, res.Error = "gone", err.Error()
 			log.Info("instance no longer known to the cluster", "instance", d.Name)
@@ -55,6 +88,50 @@ func MarkDown(ctx context.Context, c ganeti.Client, rep *Report, log *slog.Logge
 		rep.Jobs = append(rep.Jobs, res)
 	}
 	return failed
+}
+
+// markDown re-reads the intents and then d's domain, and returns why the
+// mark-down must not be submitted, or "". A report that Node did not build
+// with a Looker cannot be re-checked and is never acted on.
+func (r *recheck) markDown(ctx context.Context, d detect.Decision) (string, error) {
+	if r == nil {
+		return "not re-checked: the domain cannot be re-read by domid", nil
+	}
+	now := r.now()
+	intents, _ := r.store.Intents(now) // unreadable files were reported by the scan
+	got, ok, err := r.xen.Lookup(ctx, d.DomID)
+	if err != nil {
+		return "", fmt.Errorf("re-read domain %d: %w", d.DomID, err)
+	}
+	return MarkDownChanged(d, got, ok, intents, now), nil
+}
+
+// MarkDownChanged compares a mark-down decision with the domain re-read by
+// its domid (found false: no such domain) and the intents read right
+// before, and returns why the decision no longer holds, or "". Pure.
+//
+// Reference: design.md, "Decisions", safety rule 3: "Never mark down an
+// instance whose shutdown Ganeti or an operator asked for".
+func MarkDownChanged(d detect.Decision, got xen.Domain, found bool, intents []state.Intent, now time.Time) string {
+	switch {
+	case !found:
+		return fmt.Sprintf("domain %d is gone since the decision (destroyed, or started again under a new domid)", d.DomID)
+	case d.UUID != "" && !strings.EqualFold(got.UUID, d.UUID):
+		return fmt.Sprintf("domain %d now has uuid %q, not %s", d.DomID, got.UUID, d.UUID)
+	case got.Name != d.Name:
+		return fmt.Sprintf("domain %d is now named %q, not %s", d.DomID, got.Name, d.Name)
+	case !got.State.UserPoweredOff():
+		return fmt.Sprintf("domain %d is now %s, no longer powered off", d.DomID, got.State.Letters)
+	}
+	for _, it := range intents {
+		if !it.Live(now) {
+			continue
+		}
+		if it.Instance == d.Name || it.UUID != "" && (strings.EqualFold(it.UUID, d.UUID) || strings.EqualFold(it.UUID, got.UUID)) {
+			return fmt.Sprintf("an intent now covers it: %s asked through the %s (expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339))
+		}
+	}
+	return ""
 }
 
 // Toolstack is what destroying with dumps needs (satisfied by

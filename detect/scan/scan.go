@@ -26,13 +26,20 @@ type Lister interface {
 	List(ctx context.Context) ([]xen.Domain, error)
 }
 
+// Looker re-reads one domain by domid (satisfied by *xen.Client).
+type Looker interface {
+	Lookup(ctx context.Context, domid int) (xen.Domain, bool, error)
+}
+
 // Sources are where a scan reads from.
 type Sources struct {
 	// Node is this node's Ganeti name.
 	Node string
 	// Flavour is the toolstack's flavour.
 	Flavour xen.Flavour
-	// Xen lists the domains.
+	// Xen lists the domains. When it is also a Looker (as *xen.Client
+	// is), MarkDown re-reads each domain right before marking its
+	// instance down; without it, MarkDown marks nothing down.
 	Xen Lister
 	// Cluster returns the Ganeti client; it is called only when some
 	// domain is shut down, so a node whose domains all run makes no
@@ -72,14 +79,32 @@ type Report struct {
 	Jobs []JobResult `json:"jobs,omitempty"`
 	// Actions are the destructions (userdown-destroy).
 	Actions []ActionResult `json:"actions,omitempty"`
+
+	// recheck is where MarkDown re-reads the domains and the intents
+	// right before acting; set by Node.
+	recheck *recheck
+}
+
+// recheck is what MarkDown re-reads right before each mark-down.
+type recheck struct {
+	xen   Looker
+	store *state.Store
+	now   func() time.Time
 }
 
 // JobResult is the outcome of marking one instance down.
 type JobResult struct {
 	Instance string `json:"instance"`
 	JobID    int64  `json:"job_id,omitempty"`
-	Status   string `json:"status"`
-	Error    string `json:"error,omitempty"`
+	// Status is the job's final status ("success", "error", ...), or
+	// "skipped" (not submitted: the re-check right before it found the
+	// domain or the intents changed), "deferred" (submitted, but it waited
+	// for another job holding the instance and was cancelled before it
+	// ran), "gone" or "not submitted".
+	Status string `json:"status"`
+	// Why says why a mark-down was skipped or deferred.
+	Why   string `json:"why,omitempty"`
+	Error string `json:"error,omitempty"`
 	// Failed: this item makes the run exit 1.
 	Failed bool `json:"failed"`
 }
@@ -136,6 +161,10 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	rep := Report{Node: s.Node, Toolstack: string(s.Flavour), Time: now}
+	if lk, ok := s.Xen.(Looker); ok {
+		clock := s.Now
+		rep.recheck = &recheck{xen: lk, store: s.Store, now: clock}
+	}
 	problem := func(err error) {
 		log.Warn(err.Error())
 		rep.Problems = append(rep.Problems, err.Error())

@@ -18,6 +18,7 @@ import (
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
+	"ganeti-userdown/testdata/ganetifake"
 )
 
 const node = "node1.example.com"
@@ -231,11 +232,13 @@ func TestUnreadableStateChangesNothing(t *testing.T) {
 // cluster no longer knows is reported, not failed.
 func TestMarkDownIsolatesFailures(t *testing.T) {
 	x := newFakeXen(dom("a", 1, poweroff), dom("b", 2, poweroff), dom("c", 3, poweroff))
+	x.domains[4] = dom("d", 4, poweroff)
 	c := &fakeCluster{
-		instances: []ganeti.Instance{up("a"), up("b"), up("c")},
+		instances: []ganeti.Instance{up("a"), up("b"), up("c"), up("d")},
 		markErr: map[string]error{
 			"a": fmt.Errorf("job 7: %w", ganeti.ErrJobFailed),
 			"b": fmt.Errorf("mark down b: %w", ganeti.ErrInstanceGone),
+			"d": fmt.Errorf("mark down d: job 7: %w", ganeti.ErrJobDeferred),
 		},
 	}
 	s, _ := sources(t, x, c)
@@ -251,7 +254,7 @@ func TestMarkDownIsolatesFailures(t *testing.T) {
 	for _, j := range rep.Jobs {
 		got = append(got, fmt.Sprintf("%s %s failed=%v", j.Instance, j.Status, j.Failed))
 	}
-	want := []string{"a error failed=true", "b gone failed=false", "c success failed=false"}
+	want := []string{"a error failed=true", "b gone failed=false", "c success failed=false", "d deferred failed=false"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("jobs (-want +got):\n%s", d)
 	}
@@ -470,4 +473,147 @@ func TestReap(t *testing.T) {
 			t.Errorf("took %s", el)
 		}
 	})
+}
+
+// TestMarkDownRechecks: right before each mark-down the intents and the
+// domain are read again; a decision whose ground changed since the scan
+// is skipped and reported with why, and is not a failure.
+//
+// Reference: design.md, "Decisions", safety rule 3: "Never mark down an
+// instance whose shutdown Ganeti or an operator asked for (intents from
+// the shim and the hooks)"; and safety rule 2: the mark-down's job is what
+// shuts down and destroys the domain, so a domain running again under the
+// same name must not get it.
+func TestMarkDownRechecks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// between changes the node between the scan and the act.
+		between  func(t *testing.T, x *fakeXen, s Sources)
+		skipWhy  string // "" : submitted
+		wantSent bool
+	}{
+		{"unchanged", func(*testing.T, *fakeXen, Sources) {}, "", true},
+		{"a reboot finished: started again under a new domid", func(_ *testing.T, x *fakeXen, _ Sources) {
+			delete(x.domains, 5)
+			x.domains[6] = xen.Domain{Name: "a", ID: 6, UUID: "uuid-a2", State: running}
+		}, "domain 5 is gone", false},
+		{"same domid, now another uuid", func(_ *testing.T, x *fakeXen, _ Sources) {
+			x.domains[5] = xen.Domain{Name: "a", ID: 5, UUID: "uuid-other", State: poweroff}
+		}, `now has uuid "uuid-other"`, false},
+		{"same domid, renamed", func(_ *testing.T, x *fakeXen, _ Sources) {
+			x.domains[5] = xen.Domain{Name: "a-old", ID: 5, UUID: "uuid-a", State: poweroff}
+		}, `now named "a-old"`, false},
+		{"same domain, now crashed state", func(_ *testing.T, x *fakeXen, _ Sources) {
+			x.domains[5] = dom("a", 5, crashed)
+		}, "no longer powered off", false},
+		{"a hook recorded an intent", func(t *testing.T, _ *fakeXen, s Sources) {
+			if err := s.Store.RecordIntent(state.Intent{Instance: "a", Op: "reboot", Source: "hook", Created: t0, Expires: t0.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}, "an intent now covers it: reboot", false},
+		{"the shim recorded an intent for the uuid", func(t *testing.T, _ *fakeXen, s Sources) {
+			if err := s.Store.RecordIntent(state.Intent{UUID: "UUID-A", DomID: 5, Op: "shutdown", Source: "shim", Created: t0, Expires: t0.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}, "an intent now covers it: shutdown", false},
+		{"an expired intent does not count", func(t *testing.T, _ *fakeXen, s Sources) {
+			if err := s.Store.RecordIntent(state.Intent{Instance: "a", Op: "stop", Source: "hook", Created: t0.Add(-time.Hour), Expires: t0.Add(-time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newFakeXen(dom("a", 5, poweroff))
+			c := &fakeCluster{instances: []ganeti.Instance{up("a")}}
+			s, _ := sources(t, x, c)
+			res, err := Node(context.Background(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := res.Report
+			if d := cmp.Diff([]string{"a"}, rep.MarkDown); d != "" {
+				t.Fatalf("decided (-want +got):\n%s", d)
+			}
+			tc.between(t, x, s)
+			if MarkDown(context.Background(), res.Client, &rep, nil) {
+				t.Errorf("a skipped mark-down counted as a failure: %+v", rep.Jobs)
+			}
+			sent := len(c.markedDown) == 1
+			if sent != tc.wantSent {
+				t.Errorf("mark-down submitted = %v, want %v (requests %v)", sent, tc.wantSent, c.requests)
+			}
+			if len(rep.Jobs) != 1 {
+				t.Fatalf("jobs %+v, want one", rep.Jobs)
+			}
+			j := rep.Jobs[0]
+			switch {
+			case tc.skipWhy == "" && j.Status != "success":
+				t.Errorf("job %+v, want success", j)
+			case tc.skipWhy != "" && (j.Status != "skipped" || !strings.Contains(j.Why, tc.skipWhy)):
+				t.Errorf("job %+v, want skipped mentioning %q", j, tc.skipWhy)
+			}
+		})
+	}
+}
+
+// A report that Node did not build cannot be re-checked: nothing is
+// submitted.
+func TestMarkDownNeedsARecheckableReport(t *testing.T) {
+	c := &fakeCluster{instances: []ganeti.Instance{up("a")}}
+	rep := Report{Domains: []detect.Decision{{Name: "a", DomID: 5, UUID: "uuid-a", State: "---s--", Decision: detect.MarkDown}}}
+	MarkDown(context.Background(), c, &rep, nil)
+	if len(c.markedDown) != 0 || len(rep.Jobs) != 1 || rep.Jobs[0].Status != "skipped" {
+		t.Errorf("submitted %v, jobs %+v; want nothing submitted, one skipped", c.markedDown, rep.Jobs)
+	}
+}
+
+// TestRebootBetweenScanAndMarkDown plays the race against the Ganeti RAPI
+// fake: the scan sees the domain that a Ganeti reboot shut down, after
+// the reboot's post hook cleared its intent; the reboot then finishes,
+// starting the instance under a new domid, before the act. No shutdown
+// job reaches Ganeti and the instance stays up.
+//
+// Reference: design.md, "Decisions", safety rule 3: "Never mark down an
+// instance whose shutdown Ganeti or an operator asked for"; and safety
+// rule 2 ("Never destroy a user-shut-down domain of an instance that
+// Ganeti still wants up before Ganeti has marked it down"): here there is
+// no user shutdown at all, and the job would stop the running domain.
+func TestRebootBetweenScanAndMarkDown(t *testing.T) {
+	f := ganetifake.Start(t, ganetifake.State{
+		Cluster:   ganetifake.ClusterInfo{Name: "cluster.example.com", Master: node},
+		Instances: []ganetifake.Instance{{Name: "a", PrimaryNode: node, AdminState: "up"}},
+	})
+	client, err := ganeti.NewRAPI(ganeti.RAPIOptions{URL: f.URL, CAFile: f.CAFile, CredentialsFile: f.WriterCredentials, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newFakeXen(dom("a", 5, poweroff)) // shut down by the reboot job
+	s, _ := sources(t, x, nil)
+	s.Cluster = func(context.Context) (ganeti.Client, error) { return client, nil }
+	res, err := Node(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Report
+	if d := cmp.Diff([]string{"a"}, rep.MarkDown); d != "" {
+		t.Fatalf("the race did not happen: decided (-want +got):\n%s", d)
+	}
+	// The reboot starts the instance again.
+	delete(x.domains, 5)
+	x.domains[6] = xen.Domain{Name: "a", ID: 6, UUID: "uuid-a-new", State: running}
+
+	if MarkDown(context.Background(), res.Client, &rep, nil) {
+		t.Errorf("failed: %+v", rep.Jobs)
+	}
+	for _, r := range f.Requests() {
+		if strings.HasSuffix(r.Path, "/shutdown") || strings.HasPrefix(r.Path, "/2/jobs") {
+			t.Errorf("request reached Ganeti: %s %s", r.Method, r.Path)
+		}
+	}
+	if st := f.State(); st.Instances[0].AdminState != "up" || len(st.Jobs) != 0 {
+		t.Errorf("instance admin %s, jobs %+v; want up and no job", st.Instances[0].AdminState, st.Jobs)
+	}
+	if len(rep.Jobs) != 1 || rep.Jobs[0].Status != "skipped" || !strings.Contains(rep.Jobs[0].Why, "domain 5 is gone") {
+		t.Errorf("jobs %+v, want a in the report as skipped: domain 5 is gone", rep.Jobs)
+	}
 }
