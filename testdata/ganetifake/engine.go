@@ -569,6 +569,31 @@ func (e *Engine) HoldLock(instance, opID string) (int64, error) {
 	return id, err
 }
 
+// TryHoldLock is HoldLock done only when no running job holds
+// instance's lock; ok is false (and nothing added) otherwise. Tests use it
+// to play a Ganeti job (a reboot) that takes the instance lock as the
+// queue would, then Finish it.
+func (e *Engine) TryHoldLock(instance, opID string) (id int64, ok bool, err error) {
+	err = e.Store.Update(func(st *State) error {
+		if holder(st, instance, 0) != 0 {
+			return nil
+		}
+		if st.NextJobID == 0 {
+			st.NextJobID = 1
+		}
+		for _, j := range st.Jobs {
+			if j.ID >= st.NextJobID {
+				st.NextJobID = j.ID + 1
+			}
+		}
+		id, ok = st.NextJobID, true
+		st.NextJobID++
+		st.Jobs = append(st.Jobs, Job{ID: id, OpID: opID, Instance: instance, Status: "running", Received: e.now(), Started: e.now()})
+		return nil
+	})
+	return id, ok, err
+}
+
 // execute runs a started shutdown job to its end (or leaves it running
 // when the instance's HangJobs knob is set).
 func (e *Engine) execute(id int64) {

@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -158,15 +160,30 @@ func WriteStateFile(path string, st State) error {
 	return NewFileStore(path).Update(func(s *State) error { *s = clone(st); return nil })
 }
 
+// clone returns a deep copy of st. It copies field by field rather than
+// through JSON: the in-memory store clones on every request and update,
+// and a long randomized test accumulates thousands of jobs.
 func clone(st State) State {
-	b, err := json.Marshal(st)
-	if err != nil {
-		panic(err)
+	c := st
+	c.Instances = make([]Instance, len(st.Instances))
+	for i, in := range st.Instances {
+		in.SecondaryNodes = slices.Clone(in.SecondaryNodes)
+		in.Tags = slices.Clone(in.Tags)
+		c.Instances[i] = in
 	}
-	var c State
-	if err := json.Unmarshal(b, &c); err != nil {
-		panic(err)
+	if st.Jobs != nil {
+		c.Jobs = make([]Job, len(st.Jobs))
+		for i, j := range st.Jobs {
+			j.Reason = slices.Clone(j.Reason)
+			j.Result = slices.Clone(j.Result)
+			j.Log = slices.Clone(j.Log)
+			c.Jobs[i] = j
+		}
 	}
+	c.Knobs.FailJobs = maps.Clone(st.Knobs.FailJobs)
+	c.Knobs.HangJobs = maps.Clone(st.Knobs.HangJobs)
+	c.Knobs.QueueJobs = maps.Clone(st.Knobs.QueueJobs)
+	c.Toolstack.Env = slices.Clone(st.Toolstack.Env)
 	return c
 }
 
