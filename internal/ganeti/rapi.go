@@ -349,14 +349,14 @@ func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 
 // waitJob polls GET /2/jobs/<id> until the job finishes or Timeout passes.
 //
-// A job still queued or waiting for locks is about to act on an instance
-// that another job holds, typically one that starts or reboots it: when
-// it finally runs, the domain may be running again, and Ganeti's shutdown
-// would stop it. Such a job is cancelled (DELETE /2/jobs/<id>) as soon as
-// the lock query shows instance/<name> owned by another job, or once it
-// has not started within QueueGrace, and the mark-down is deferred
-// (ErrJobDeferred). A job that runs is left to finish: Ganeti refuses to
-// cancel it anyway.
+// A job still queued or waiting for locks may be about to act on an
+// instance that another job holds, typically one that starts or reboots
+// it: when it finally runs, the domain may be running again, and Ganeti's
+// shutdown would stop it. Such a job is cancelled (DELETE /2/jobs/<id>)
+// as soon as it waits and the lock query shows instance/<name> owned by
+// another job, or once it has not started within QueueGrace, and the
+// mark-down is deferred (ErrJobDeferred). A job that runs is left to
+// finish: Ganeti refuses to cancel it anyway.
 func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
@@ -389,7 +389,9 @@ func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) 
 		}
 		if !cancelAsked && notStarted(job.Status) {
 			why := ""
-			if !lockChecked {
+			// Only a waiting job is blocked on locks; a queued one is
+			// usually just about to start (no extra request for it).
+			if !lockChecked && job.Status == JobWaiting {
 				lockChecked = true
 				if other := r.lockOwner(ctx, name, id); other != "" {
 					why = "instance/" + name + " is held by job " + other
