@@ -63,7 +63,7 @@ type instance struct {
 // ganeti-userdown's configuration. extraConfig is appended to the TOML.
 func newNode(t testing.TB, flavour xen.Flavour, instances []instance, extraConfig string) *node {
 	t.Helper()
-	dir := t.TempDir()
+	dir := scratchDir(t)
 	n := &node{
 		t: t, dir: dir, flavour: flavour,
 		sim:      testbin.BuildAs(t, "ganeti-userdown/testdata/xensim", string(flavour)),
@@ -126,6 +126,20 @@ dir = %q
 		t.Fatal(err)
 	}
 	return n
+}
+
+// scratchDir returns a directory removed after the test: in /dev/shm when
+// that is a writable tmpfs, where the state files the binaries replace
+// atomically (with fsync) cost no disk flush, else t.TempDir().
+func scratchDir(t testing.TB) string {
+	t.Helper()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "userdown-e2e-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
 }
 
 // env is the environment of every command run on the node.
@@ -235,19 +249,69 @@ func (n *node) watcher() []string {
 // starts every instance of this node that should run and has no domain.
 func (n *node) restartPass() []string {
 	n.t.Helper()
-	present := map[string]bool{}
-	for _, d := range n.domains() {
-		present[d.Name] = true
-	}
+	return n.restartPassOver(n.domainMap())
+}
+
+// restartPassOver is restartPass with the domains already listed. An
+// instance a job holds (a reboot) is left alone: Ganeti's start job
+// would wait for that job and find the instance running.
+func (n *node) restartPassOver(doms map[string]xen.Domain) []string {
+	n.t.Helper()
+	st := n.rapi.State()
+	locked := lockedInstances(st)
 	var started []string
-	for _, in := range n.rapi.State().Instances {
-		if in.PrimaryNode == nodeName && in.AdminState == "up" && !present[in.Name] {
-			n.start(in.Name)
+	for _, in := range st.Instances {
+		if _, ok := doms[in.Name]; !ok && in.PrimaryNode == nodeName && in.AdminState == "up" && !locked[in.Name] {
+			n.startAgain(in.Name)
 			started = append(started, in.Name)
 		}
 	}
 	sort.Strings(started)
 	return started
+}
+
+// startAgain creates the domain of an instance from the config Ganeti
+// wrote at its last start (writing one first if it never started),
+// unless a concurrent reboot started it since the domains were listed
+// (Ganeti's start job would then find it running).
+func (n *node) startAgain(name string) {
+	n.t.Helper()
+	cfg := filepath.Join(n.xenDir, name)
+	if _, err := os.Stat(cfg); err != nil {
+		n.start(name)
+		return
+	}
+	_, errs, code := n.run(n.sim, "create", cfg)
+	if code != 0 && !strings.Contains(errs, "already exists") {
+		n.t.Fatalf("xl create %s: exit %d: %s", name, code, errs)
+	}
+}
+
+// domainMap lists the node's domains by name.
+func (n *node) domainMap() map[string]xen.Domain {
+	n.t.Helper()
+	m := map[string]xen.Domain{}
+	for _, d := range n.domains() {
+		m[d.Name] = d
+	}
+	return m
+}
+
+// hookBinary builds userdown-hook, the program Ganeti's hook dirs link.
+func (n *node) hookBinary() string {
+	n.t.Helper()
+	return testbin.Build(n.t, "ganeti-userdown/cmd/userdown-hook")
+}
+
+// lockedInstances returns the instances a running Ganeti job holds.
+func lockedInstances(st ganetifake.State) map[string]bool {
+	m := map[string]bool{}
+	for _, j := range st.Jobs {
+		if j.Status == "running" {
+			m[j.Instance] = true
+		}
+	}
+	return m
 }
 
 // report runs userdown-detect --json and decodes its report.

@@ -1,35 +1,54 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"ganeti-userdown/internal/xen"
 	"ganeti-userdown/testdata/ganetifake"
+	"ganeti-userdown/testdata/xensim/simlog"
 )
 
 // TestRandomized interleaves guest actions (poweroff, reboot, crash,
 // watchdog), shutdowns through the shim (waiting or not, single or -a),
-// Ganeti's own stops and starts, and detect/destroy/watcher runs, for
-// thousands of steps within a time bound, and checks the safety rules
-// throughout:
+// Ganeti's own stops and starts, Ganeti reboot jobs running concurrently
+// (hook intent, shutdown through the shim, start again, intent cleared),
+// and detect/destroy/watcher runs, for thousands of steps within a time
+// bound, and checks the safety rules throughout against the simulator's
+// call log, which records what really happened:
 //
 // Reference: design.md, "Decisions", safety rule 1: "Never destroy a
 // domain that is not shut down or crashed." Checked on every destroy in
-// the simulator's call log, with the domain's state at that moment.
+// the simulator's call log, with the domain's state at that moment, and
+// on every shutdown a mark-down job made: it must find the domain dead,
+// never ask a running domain to shut down.
 //
 // Reference: design.md, "Decisions", safety rule 3: "Never mark down an
 // instance whose shutdown Ganeti or an operator asked for". Checked on
-// every mark-down job ganeti-userdown submitted: the instance's domain
-// must have been powered off by its guest, not by a shutdown through the
-// toolstack, a crash or a watchdog.
+// every mark-down job ganeti-userdown submitted: the domain its reason
+// names must have been powered off by its guest (a `sim poweroff` call),
+// not asked to shut down through the toolstack while it ran, nor crashed
+// or stopped by its watchdog. A toolstack shutdown of a domain its user
+// had already powered off changes nothing: the user's poweroff stays the
+// cause.
 //
-// The seed is logged; E2E_SEED=N replays a run, E2E_RANDOM_FOR=30s runs
-// longer.
+// The seed is logged; E2E_SEED=N replays the choices (not the timing of
+// concurrent jobs), E2E_RANDOM_FOR=30s runs longer. A failure prints the
+// last steps with the domains' states and the simulator calls about the
+// instance concerned.
 func TestRandomized(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("E2E_SEED"); s != "" {
@@ -58,6 +77,7 @@ func TestRandomized(t *testing.T) {
 	}
 	n := newNode(t, xen.XL, insts, "")
 	shim := n.installShim()
+	hook := n.hookBinary()
 	// Ganeti's own stops go through the shim too, as on a node.
 	if err := n.rapi.Update(func(st *ganetifake.State) error {
 		st.Toolstack = ganetifake.Toolstack{Command: shim, Env: n.env()}
@@ -70,89 +90,93 @@ func TestRandomized(t *testing.T) {
 	}
 	n.start("scratch") // not a Ganeti instance
 
-	// cause says, per domain name, what shut the current domain down:
-	// "user", "host", "crash", "watchdog", or "" while it runs.
-	cause := map[string]string{}
-	checkedJobs := map[int64]bool{}
-	checkMarkDowns := func(step int) {
+	h := &history{}
+	fail := func(step int, instance string, format string, args ...any) {
+		t.Helper()
+		t.Errorf("step %d (seed %d): %s", step, seed, fmt.Sprintf(format, args...))
+		t.Log(h.String())
+		t.Log(callsAbout(n.calls(), instance, 40))
+		t.FailNow()
+	}
+
+	// Ganeti reboot jobs run concurrently with the steps; their errors
+	// are collected and reported at the next step.
+	var reboots sync.WaitGroup
+	rebootErrs := make(chan error, 64)
+	defer reboots.Wait()
+
+	checked := map[int64]bool{}
+	checkJobs := func(step int) {
+		var fresh []ganetifake.Job
 		for _, j := range n.rapi.State().Jobs {
-			if checkedJobs[j.ID] || !fromUserdown(j) {
-				continue
-			}
-			checkedJobs[j.ID] = true
-			if c := cause[j.Instance]; c != "user" {
-				t.Fatalf("step %d (seed %d): %s marked down by ganeti-userdown, but its shutdown was %q", step, seed, j.Instance, c)
+			if !checked[j.ID] && fromUserdown(j) && ganetiJobDone(j) {
+				fresh = append(fresh, j)
 			}
 		}
-	}
-	// domainsNow lists the domains and forgets the causes of domains that
-	// are gone or run again.
-	domainsNow := func() map[string]xen.Domain {
-		m := map[string]xen.Domain{}
-		for _, d := range n.domains() {
-			m[d.Name] = d
+		if len(fresh) == 0 {
+			return
 		}
-		for name := range cause {
-			if d, ok := m[name]; !ok || d.State.Alive() {
-				delete(cause, name)
+		calls := n.calls()
+		for _, j := range fresh {
+			checked[j.ID] = true
+			if why := checkMarkDownJob(j, calls); why != "" {
+				fail(step, j.Instance, "mark-down job %d (%s, %s): %s", j.ID, j.Instance, j.Status, why)
 			}
 		}
-		return m
-	}
-	pick := func(m map[string]xen.Domain, want func(xen.Domain) bool) (xen.Domain, bool) {
-		var cands []xen.Domain
-		for _, name := range append(names, "scratch") {
-			if d, ok := m[name]; ok && want(d) {
-				cands = append(cands, d)
-			}
-		}
-		if len(cands) == 0 {
-			return xen.Domain{}, false
-		}
-		return cands[rng.IntN(len(cands))], true
 	}
 	alive := func(d xen.Domain) bool { return d.State.Alive() }
+	any := func(xen.Domain) bool { return true }
 
 	deadline := time.Now().Add(budget)
 	steps, runs := 0, 0
 	counts := map[string]int{}
+	spent := map[string]time.Duration{}
 	for ; time.Now().Before(deadline) && steps < 20000; steps++ {
-		r := rng.IntN(100)
-		var doms map[string]xen.Domain
-		if r < 72 {
-			doms = domainsNow() // the actions that look at the domains
+		select {
+		case err := <-rebootErrs:
+			fail(steps, "", "ganeti reboot: %v", err)
+		default:
 		}
-		var what string
+		stepStart := time.Now()
+		doms := n.domainMap()
+		pick := func(want func(xen.Domain) bool) (xen.Domain, bool) {
+			var cands []xen.Domain
+			for _, name := range append(names, "scratch") {
+				if d, ok := doms[name]; ok && want(d) {
+					cands = append(cands, d)
+				}
+			}
+			if len(cands) == 0 {
+				return xen.Domain{}, false
+			}
+			return cands[rng.IntN(len(cands))], true
+		}
+		var what, target string
+		r := rng.IntN(100)
 		switch {
 		case r < 18:
-			if d, ok := pick(doms, alive); ok {
-				what = "poweroff"
-				if guest(n, "poweroff", d.Name) {
-					cause[d.Name] = "user"
-				}
+			if d, ok := pick(alive); ok {
+				what, target = "poweroff", d.Name
+				guest(n, "poweroff", d.Name)
 			}
-		case r < 26:
-			if d, ok := pick(doms, alive); ok {
-				what = "reboot"
+		case r < 25:
+			if d, ok := pick(alive); ok {
+				what, target = "reboot", d.Name
 				guest(n, "reboot", d.Name)
 			}
-		case r < 33:
-			if d, ok := pick(doms, alive); ok {
-				what = "crash"
-				if guest(n, "crash", d.Name) {
-					cause[d.Name] = "crash"
-				}
+		case r < 31:
+			if d, ok := pick(alive); ok {
+				what, target = "crash", d.Name
+				guest(n, "crash", d.Name)
 			}
-		case r < 37:
-			if d, ok := pick(doms, alive); ok {
-				what = "watchdog"
-				if guest(n, "watchdog", d.Name) {
-					cause[d.Name] = "watchdog"
-				}
+		case r < 34:
+			if d, ok := pick(alive); ok {
+				what, target = "watchdog", d.Name
+				guest(n, "watchdog", d.Name)
 			}
-		case r < 47:
-			if d, ok := pick(doms, func(xen.Domain) bool { return true }); ok && !d.IsDom0() {
-				what = "shim shutdown"
+		case r < 43:
+			if d, ok := pick(any); ok {
+				what, target = "shim shutdown", d.Name
 				args := []string{"shutdown", d.Name}
 				if rng.IntN(2) == 0 {
 					args = []string{"shutdown", "-w", d.Name}
@@ -161,7 +185,6 @@ func TestRandomized(t *testing.T) {
 					args[len(args)-1] = strconv.Itoa(d.ID)
 				}
 				n.run(shim, args...)
-				cause[d.Name] = "host"
 				if args[1] == "-w" {
 					// The caller waited; now it destroys the domain, as
 					// Ganeti's node daemon does (without -w the reaper
@@ -169,28 +192,40 @@ func TestRandomized(t *testing.T) {
 					n.run(shim, "destroy", strconv.Itoa(d.ID))
 				}
 			}
-		case r < 48:
+		case r < 44:
 			what = "shim shutdown -a"
 			n.run(shim, "shutdown", "-a", "-w")
-			for name, d := range doms {
-				if !d.IsDom0() {
-					cause[name] = "host"
-				}
-			}
-		case r < 55:
+		case r < 50:
 			name := names[rng.IntN(len(names))]
-			what = "ganeti stop"
+			what, target = "ganeti stop", name
 			if _, err := n.rapi.Engine.Submit(name, 5, "admin", nil, false); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := doms[name]; ok {
-				cause[name] = "host"
-			}
-		case r < 62:
+		case r < 55:
+			// Someone submits a Ganeti reboot of an instance
+			// (gnt-instance reboot --type=full); the master starts it a
+			// moment later, while the next steps (a detect run, say) go
+			// on. It runs when the instance lock is free.
+			name := names[rng.IntN(len(names))]
+			delay := time.Duration(rng.IntN(40)) * time.Millisecond
+			what, target = "ganeti reboot", name
+			reboots.Add(1)
+			go func() {
+				defer reboots.Done()
+				time.Sleep(delay)
+				id, ok, err := n.rapi.Engine.TryHoldLock(name, "OP_INSTANCE_REBOOT")
+				if err == nil && ok {
+					err = n.ganetiReboot(hook, shim, name, id)
+				}
+				if err != nil {
+					rebootErrs <- err
+				}
+			}()
+		case r < 61:
 			// An administrator starts a down instance.
 			name := names[rng.IntN(len(names))]
-			if _, ok := doms[name]; !ok {
-				what = "ganeti start"
+			if _, ok := doms[name]; !ok && !lockedInstances(n.rapi.State())[name] {
+				what, target = "ganeti start", name
 				if err := n.rapi.Update(func(st *ganetifake.State) error {
 					for i := range st.Instances {
 						if st.Instances[i].Name == name {
@@ -201,25 +236,25 @@ func TestRandomized(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				n.start(name)
+				n.startAgain(name)
 			}
-		case r < 72:
+		case r < 70:
 			what = "restart pass"
-			n.restartPass()
+			n.restartPassOver(doms)
 			if _, ok := doms["scratch"]; !ok {
-				n.start("scratch")
+				n.startAgain("scratch")
 			}
-		case r < 84:
+		case r < 83:
 			what = "detect --mark-down"
 			runs++
 			if _, errs, code := n.run(n.detect, "--mark-down"); code != 0 && code != 1 {
-				t.Fatalf("step %d (seed %d): userdown-detect --mark-down: exit %d: %s", steps, seed, code, errs)
+				fail(steps, "", "userdown-detect --mark-down: exit %d: %s", code, errs)
 			}
 		case r < 96:
 			what = "destroy"
 			runs++
 			if _, errs, code := n.run(n.destroy); code != 0 {
-				t.Fatalf("step %d (seed %d): userdown-destroy: exit %d: %s", steps, seed, code, errs)
+				fail(steps, "", "userdown-destroy: exit %d: %s", code, errs)
 			}
 		default:
 			what = "watcher"
@@ -229,29 +264,62 @@ func TestRandomized(t *testing.T) {
 		if what == "" {
 			// Nothing to act on (every domain down): Ganeti restarts.
 			what = "restart pass"
-			n.restartPass()
+			n.restartPassOver(doms)
 		}
+		h.add(steps, stepStart, what, target, doms)
 		counts[what]++
-		checkMarkDowns(steps)
+		checkJobs(steps)
+		spent[what] += time.Since(stepStart)
 	}
-	// Let reapers and jobs still running finish, then check everything.
-	time.Sleep(500 * time.Millisecond)
-	checkMarkDowns(steps)
+	// Let reapers, reboots and jobs still running finish, then check
+	// everything.
+	reboots.Wait()
+	waitFor(t, func() bool {
+		for _, j := range n.rapi.State().Jobs {
+			if !ganetiJobDone(j) {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-rebootErrs:
+		fail(steps, "", "ganeti reboot: %v", err)
+	default:
+	}
+	checkJobs(steps)
+	calls := n.calls()
+	live, err := simlog.LiveDestroys(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range live {
+		fail(steps, e.Destroyed.Name, "%s destroyed %s (domid %d) while it was %s", strings.Join(e.Argv, " "), e.Destroyed.Name, e.Destroyed.ID, e.Destroyed.State)
+	}
 	var destroys int
-	for _, e := range n.calls() {
-		if e.Destroyed == nil {
-			continue
-		}
-		destroys++
-		st, err := xen.ParseState(xen.XL, e.Destroyed.State)
-		if err != nil {
-			t.Fatalf("destroy of %+v: state %q: %v", *e.Destroyed, e.Destroyed.State, err)
-		}
-		if st.Alive() {
-			t.Errorf("seed %d: %s destroyed %s (domid %d) while it was %s", seed, strings.Join(e.Argv, " "), e.Destroyed.Name, e.Destroyed.ID, e.Destroyed.State)
+	for _, e := range calls {
+		if e.Destroyed != nil {
+			destroys++
 		}
 	}
-	t.Logf("%d steps, %d detect/destroy/watcher runs, %d destroys, %d mark-downs; actions %v", steps, runs, destroys, len(checkedJobs), counts)
+	st := n.rapi.State()
+	deferred := 0
+	for _, j := range st.Jobs {
+		if fromUserdown(j) && j.Status == "canceled" {
+			deferred++
+		}
+	}
+	var whats []string
+	for what := range spent {
+		whats = append(whats, what)
+	}
+	sort.Strings(whats)
+	for _, what := range whats {
+		t.Logf("%-20s %5d steps %9s total %7s each", what, counts[what], spent[what].Round(time.Millisecond), (spent[what] / time.Duration(counts[what])).Round(100*time.Microsecond))
+	}
+	t.Logf("%d steps (%.0f/s), %d detect/destroy/watcher runs, %d destroys, %d mark-down jobs (%d deferred), %d simulator calls",
+		steps, float64(steps)/budget.Seconds(), runs, destroys, len(checked), deferred, len(calls))
 	// On an idle 2-core machine the budget gives a few thousand steps; a
 	// loaded one gives fewer, but a run this short means a broken loop.
 	if steps < 100 {
@@ -278,4 +346,194 @@ func fromUserdown(j ganetifake.Job) bool {
 		}
 	}
 	return false
+}
+
+// ganetiJobDone reports a job that ended (or was cancelled).
+func ganetiJobDone(j ganetifake.Job) bool {
+	return j.Status == "success" || j.Status == "error" || j.Status == "canceled"
+}
+
+// markDownDomain reads the domid ganeti-userdown's reason names:
+// "... (domain N, state ...".
+var markDownDomain = regexp.MustCompile(`\(domain (\d+), state `)
+
+// checkMarkDownJob checks one finished mark-down job against the
+// simulator's call log and returns what is wrong, or "":
+//   - the domain it was decided on went down by its guest's poweroff, not
+//     through a shutdown asked while it ran, a crash or a watchdog;
+//   - while the job ran, its shutdown found the domain dead (no shutdown
+//     request reached a running guest) and its destroy removed a dead
+//     domain.
+func checkMarkDownJob(j ganetifake.Job, calls []simlog.Entry) string {
+	domid := -1
+	for _, r := range j.Reason {
+		if m := markDownDomain.FindStringSubmatch(r.Text); m != nil {
+			domid, _ = strconv.Atoi(m[1])
+		}
+	}
+	if domid < 0 {
+		return "its reason names no domain"
+	}
+	if c := shutdownCause(calls, domid); c != "user" {
+		return fmt.Sprintf("domain %d was shut down by %q, not by its user", domid, c)
+	}
+	if j.Started == 0 {
+		return "" // cancelled before it ran: it did nothing
+	}
+	start := time.Unix(0, int64(j.Started*1e9)).Add(-time.Millisecond)
+	end := time.Unix(0, int64(j.Ended*1e9)).Add(time.Millisecond)
+	for _, e := range calls {
+		if e.Time.Before(start) || e.Time.After(end) {
+			continue
+		}
+		switch {
+		case slices.Equal(e.Argv, []string{"shutdown", "-w", j.Instance}):
+			for _, ev := range e.Events {
+				if ev.What == "shutdown-request" {
+					return fmt.Sprintf("it asked running domain %d (%s) to shut down", ev.Domain.ID, ev.Domain.State)
+				}
+			}
+		case slices.Equal(e.Argv, []string{"destroy", j.Instance}) && e.Destroyed != nil:
+			st, err := xen.ParseState(xen.XL, e.Destroyed.State)
+			if err != nil || !st.Dead() {
+				return fmt.Sprintf("it destroyed domain %d while it was %s", e.Destroyed.ID, e.Destroyed.State)
+			}
+		}
+	}
+	return ""
+}
+
+// shutdownCause says from the call log why domain domid stopped: "host"
+// when a shutdown was asked through the toolstack while it ran, else the
+// first of its guest's poweroff ("user", from `sim poweroff`), "crash" or
+// "watchdog"; "" when it never stopped.
+func shutdownCause(calls []simlog.Entry, domid int) string {
+	for _, e := range calls {
+		for _, ev := range e.Events {
+			if ev.Domain.ID != domid {
+				continue
+			}
+			switch ev.What {
+			case "shutdown-request":
+				return "host"
+			case "poweroff":
+				if len(e.Argv) >= 2 && e.Argv[0] == "sim" && e.Argv[1] == "poweroff" {
+					return "user"
+				}
+				return "poweroff during " + strings.Join(e.Argv, " ")
+			case "crash", "watchdog":
+				return ev.What
+			}
+		}
+	}
+	return ""
+}
+
+// callsAbout renders the last max simulator calls that name instance
+// (or, with instance "", every call), with their events.
+func callsAbout(calls []simlog.Entry, instance string, max int) string {
+	var lines []string
+	for _, e := range calls {
+		about := instance == "" || slices.Contains(e.Argv, instance)
+		var evs []string
+		for _, ev := range e.Events {
+			if ev.Domain.Name == instance {
+				about = true
+			}
+			evs = append(evs, fmt.Sprintf("%s %s/%d %s", ev.What, ev.Domain.Name, ev.Domain.ID, ev.Domain.State))
+		}
+		if !about {
+			continue
+		}
+		line := fmt.Sprintf("  %s %s", e.Time.Format("15:04:05.000"), e)
+		if len(evs) > 0 {
+			line += " [" + strings.Join(evs, "; ") + "]"
+		}
+		lines = append(lines, line)
+	}
+	if len(lines) > max {
+		lines = lines[len(lines)-max:]
+	}
+	return "simulator calls about " + instance + ":\n" + strings.Join(lines, "\n")
+}
+
+// history keeps the last steps of a randomized run for failure messages.
+type history struct {
+	lines []string
+}
+
+func (h *history) add(step int, at time.Time, what, target string, doms map[string]xen.Domain) {
+	var ds []string
+	for _, d := range doms {
+		if !d.IsDom0() {
+			ds = append(ds, fmt.Sprintf("%s/%d:%s", strings.TrimSuffix(d.Name, ".example.com"), d.ID, d.State.Letters))
+		}
+	}
+	sort.Strings(ds)
+	line := fmt.Sprintf("  %5d %s %-18s %-14s before: %s", step, at.Format("15:04:05.000"), what, strings.TrimSuffix(target, ".example.com"), strings.Join(ds, " "))
+	h.lines = append(h.lines, line)
+	if len(h.lines) > 30 {
+		h.lines = h.lines[len(h.lines)-30:]
+	}
+}
+
+func (h *history) String() string {
+	return "last steps (step, start time, action, target, domains as listed at its start):\n" + strings.Join(h.lines, "\n")
+}
+
+// ganetiReboot plays a Ganeti reboot job (--type=full) holding job id's
+// lock on instance name, as Ganeti 3.0 runs it: the pre hooks (ours
+// records an intent), `xl shutdown -w` through the shim bounded by the
+// shutdown timeout, `xl destroy`, `xl create` of the instance's config,
+// the post hooks (ours clears the intent), then the job ends. It runs
+// beside the test's steps and returns errors instead of failing the test.
+func (n *node) ganetiReboot(hook, shim, name string, id int64) (err error) {
+	defer func() {
+		status := "success"
+		if err != nil {
+			status = "error"
+		}
+		if ferr := n.rapi.Engine.Finish(id, status, nil); ferr != nil && err == nil {
+			err = ferr
+		}
+	}()
+	run := func(timeout time.Duration, env []string, prog string, args ...string) (string, int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, prog, args...)
+		cmd.Env = append(n.env(), env...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return out.String(), ee.ExitCode(), nil
+		}
+		return out.String(), 0, err
+	}
+	hookEnv := func(phase string) []string {
+		return []string{
+			"GANETI_HOOKS_PATH=instance-reboot", "GANETI_HOOKS_PHASE=" + phase, "GANETI_HOOKS_VERSION=2",
+			"GANETI_OP_CODE=OP_INSTANCE_REBOOT", "GANETI_OBJECT_TYPE=INSTANCE", "GANETI_REBOOT_TYPE=full",
+			"GANETI_INSTANCE_NAME=" + name, "GANETI_INSTANCE_PRIMARY=" + nodeName,
+			"GANETI_INSTANCE_HYPERVISOR=xen-pvm", "GANETI_INSTANCE_STATUS=up",
+			"GANETI_CLUSTER=cluster.example.com", "GANETI_MASTER=" + nodeName,
+		}
+	}
+	if out, code, err := run(20*time.Second, hookEnv("pre"), hook); err != nil || code != 0 {
+		return fmt.Errorf("%s: pre hook: exit %d, %v: %s", name, code, err, out)
+	}
+	// Ganeti's `timeout N xl shutdown -w`: a failure or timeout falls
+	// through to destroy.
+	run(5*time.Second, nil, shim, "shutdown", "-w", name)
+	if out, code, err := run(20*time.Second, nil, shim, "destroy", name); err != nil || (code != 0 && !strings.Contains(out, "not exist") && !strings.Contains(out, "invalid domain")) {
+		return fmt.Errorf("%s: destroy: exit %d, %v: %s", name, code, err, out)
+	}
+	cfg := filepath.Join(n.xenDir, name)
+	if out, code, err := run(20*time.Second, nil, n.sim, "create", cfg); err != nil || code != 0 {
+		return fmt.Errorf("%s: create: exit %d, %v: %s", name, code, err, out)
+	}
+	if out, code, err := run(20*time.Second, hookEnv("post"), hook); err != nil || code != 0 {
+		return fmt.Errorf("%s: post hook: exit %d, %v: %s", name, code, err, out)
+	}
+	return nil
 }
