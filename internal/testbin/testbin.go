@@ -51,6 +51,8 @@ func BuildAs(t testing.TB, pkg, name string) string {
 	}
 	out := filepath.Join(sub, name)
 	cmd := exec.Command("go", "build", "-o", out, pkg)
+	// Linked as `make build` links them: static, no libc to load.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testbin: go build %s: %v\n%s", pkg, err, b)
 	}
