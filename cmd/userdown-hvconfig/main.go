@@ -74,6 +74,7 @@ type exitError struct {
 	err  error
 }
 
+// Error returns the wrapped error's text.
 func (e *exitError) Error() string {
 	if e.err == nil {
 		return fmt.Sprintf("exit status %d", e.code)
@@ -81,6 +82,7 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
+// Unwrap returns the wrapped error.
 func (e *exitError) Unwrap() error { return e.err }
 
 func exitErr(code int, err error) error { return &exitError{code, err} }

@@ -130,6 +130,7 @@ type UnreadableError struct {
 	Err  error
 }
 
+// Error names what could not be read and why.
 func (e *UnreadableError) Error() string { return e.What + ": " + e.Err.Error() }
 
 // Unwrap returns the underlying error.
@@ -139,6 +140,7 @@ func (e *UnreadableError) Unwrap() error { return e.Err }
 // configuration (exit 2).
 type ClientError struct{ Err error }
 
+// Error says the cluster client could not be set up, and why.
 func (e *ClientError) Error() string { return "cluster client: " + e.Err.Error() }
 
 // Unwrap returns the underlying error.

@@ -64,6 +64,7 @@ type CommandError struct {
 	Output   string
 }
 
+// Error names the command, its exit status and its output.
 func (e *CommandError) Error() string {
 	return fmt.Sprintf("%s: exit %d: %s", strings.Join(e.Args, " "), e.ExitCode, strings.TrimSpace(e.Output))
 }

@@ -128,6 +128,7 @@ type RAPIError struct {
 	Explain string
 }
 
+// Error names the request, the HTTP status and Ganeti's message.
 func (e *RAPIError) Error() string {
 	msg := fmt.Sprintf("rapi %s %s: HTTP %d", e.Method, e.Path, e.Status)
 	if e.Message != "" {

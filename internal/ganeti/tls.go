@@ -48,6 +48,7 @@ type PinError struct {
 	Reason  string
 }
 
+// Error says why the server's certificate was refused.
 func (e *PinError) Error() string {
 	return fmt.Sprintf("rapi server certificate %q (sha256 %x) is neither the pinned [cluster] rapi_ca certificate nor signed by it: %s", e.Subject, e.SHA256, e.Reason)
 }

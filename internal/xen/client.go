@@ -20,6 +20,7 @@ type CommandError struct {
 	Err      error // the underlying error (exit status, context deadline, ...)
 }
 
+// Error names the toolstack command, its exit status and its stderr.
 func (e *CommandError) Error() string {
 	msg := fmt.Sprintf("%s: %v", strings.Join(e.Args, " "), e.Err)
 	if s := strings.TrimSpace(e.Stderr); s != "" {

@@ -17,6 +17,7 @@ type ListError struct {
 	Msg  string // what is wrong with it
 }
 
+// Error names the offending line of the listing.
 func (e *ListError) Error() string {
 	if e.Line == 0 {
 		return "domain list: " + e.Msg

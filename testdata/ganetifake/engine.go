@@ -180,6 +180,7 @@ func nonNil(s []string) []string {
 // FilterError is an invalid query filter.
 type FilterError struct{ Msg string }
 
+// Error returns the message Ganeti would give.
 func (e *FilterError) Error() string { return e.Msg }
 
 // evalFilter evaluates Ganeti's query filter language (the operators

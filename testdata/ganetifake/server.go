@@ -104,6 +104,7 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the status code for the request log.
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)

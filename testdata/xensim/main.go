@@ -70,6 +70,7 @@ type exitError struct {
 	msg  string
 }
 
+// Error returns the text the toolstack prints.
 func (e *exitError) Error() string { return e.msg }
 
 func fail(code int, format string, a ...any) error {
@@ -320,6 +321,7 @@ func (s *sim) find(st *state, q string) (*domain, error) {
 // the command then fails in its own way.
 type errNoDomid struct{ id int }
 
+// Error names the missing domid.
 func (e errNoDomid) Error() string { return fmt.Sprintf("no domain %d", e.id) }
 
 func domid(q string) (int, bool) {
