@@ -406,16 +406,7 @@ const opShutdown = "OP_INSTANCE_SHUTDOWN"
 func (e *Engine) Submit(name string, timeout int, source string, reason []Reason, dryRun bool) (int64, error) {
 	var id int64
 	err := e.Store.Update(func(st *State) error {
-		if st.NextJobID == 0 {
-			st.NextJobID = 1
-			for _, j := range st.Jobs {
-				if j.ID >= st.NextJobID {
-					st.NextJobID = j.ID + 1
-				}
-			}
-		}
-		id = st.NextJobID
-		st.NextJobID++
+		id = st.newJobID()
 		if source == "" {
 			source = "admin"
 		}
@@ -554,17 +545,7 @@ func (e *Engine) Cancel(id int64) (bool, string, error) {
 func (e *Engine) HoldLock(instance, opID string) (int64, error) {
 	var id int64
 	err := e.Store.Update(func(st *State) error {
-		if st.NextJobID == 0 {
-			st.NextJobID = 1
-		}
-		for _, j := range st.Jobs {
-			if j.ID >= st.NextJobID {
-				st.NextJobID = j.ID + 1
-			}
-		}
-		id = st.NextJobID
-		st.NextJobID++
-		st.Jobs = append(st.Jobs, Job{ID: id, OpID: opID, Instance: instance, Status: "running", Received: e.now(), Started: e.now()})
+		id = e.addRunningJob(st, instance, opID)
 		return nil
 	})
 	return id, err
@@ -579,20 +560,34 @@ func (e *Engine) TryHoldLock(instance, opID string) (id int64, ok bool, err erro
 		if holder(st, instance, 0) != 0 {
 			return nil
 		}
-		if st.NextJobID == 0 {
-			st.NextJobID = 1
-		}
-		for _, j := range st.Jobs {
-			if j.ID >= st.NextJobID {
-				st.NextJobID = j.ID + 1
-			}
-		}
-		id, ok = st.NextJobID, true
-		st.NextJobID++
-		st.Jobs = append(st.Jobs, Job{ID: id, OpID: opID, Instance: instance, Status: "running", Received: e.now(), Started: e.now()})
+		id, ok = e.addRunningJob(st, instance, opID), true
 		return nil
 	})
 	return id, ok, err
+}
+
+// addRunningJob appends a running job (opID) that holds instance's lock
+// and returns its id.
+func (e *Engine) addRunningJob(st *State, instance, opID string) int64 {
+	id := st.newJobID()
+	st.Jobs = append(st.Jobs, Job{ID: id, OpID: opID, Instance: instance, Status: "running", Received: e.now(), Started: e.now()})
+	return id
+}
+
+// newJobID allocates the next job id: above every job the state holds,
+// as Ganeti's job queue serial never goes back.
+func (st *State) newJobID() int64 {
+	if st.NextJobID == 0 {
+		st.NextJobID = 1
+	}
+	for _, j := range st.Jobs {
+		if j.ID >= st.NextJobID {
+			st.NextJobID = j.ID + 1
+		}
+	}
+	id := st.NextJobID
+	st.NextJobID++
+	return id
 }
 
 // execute runs a started shutdown job to its end (or leaves it running
