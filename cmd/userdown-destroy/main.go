@@ -82,8 +82,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-destroy")
 
-	path, explicit := config.Resolve(c.Config, getenv)
-	cfg, err := config.Load(path, explicit)
+	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
 		log.Error(err.Error())
 		return 2

@@ -130,8 +130,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		env = hooks.GanetiEnv(envList(e))
 	}
 
-	path, explicit := config.Resolve(c.Config, getenv)
-	cfg, err := config.Load(path, explicit)
+	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
 		log.Error(err.Error())
 		return fail(2)

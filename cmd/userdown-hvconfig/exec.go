@@ -45,8 +45,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 // shimMain is the shim invoked under the toolstack's own name.
 func shimMain(name string, args []string, getenv func(string) string, stderr io.Writer) int {
 	log := newLogger(stderr, slog.LevelWarn)
-	path, explicit := config.Resolve("", getenv)
-	cfg, err := config.Load(path, explicit)
+	cfg, err := config.LoadFrom("", getenv)
 	if err != nil {
 		real := filepath.Join(RealDir, name)
 		if _, serr := os.Stat(real); serr != nil {

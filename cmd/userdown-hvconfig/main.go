@@ -59,8 +59,7 @@ type Globals struct {
 // load reads the configuration named by --config, $USERDOWN_CONFIG or the
 // default path.
 func (g *Globals) load() (config.Config, error) {
-	path, explicit := config.Resolve(g.Config, g.getenv)
-	c, err := config.Load(path, explicit)
+	c, err := config.LoadFrom(g.Config, g.getenv)
 	if err != nil {
 		return config.Config{}, exitErr(exitUsage, err)
 	}

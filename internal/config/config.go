@@ -202,6 +202,13 @@ func Load(path string, explicit bool) (Config, error) {
 	return c, nil
 }
 
+// LoadFrom resolves the configuration path from a --config flag value and
+// the environment (see Resolve) and loads it (see Load).
+func LoadFrom(flag string, getenv func(string) string) (Config, error) {
+	path, explicit := Resolve(flag, getenv)
+	return Load(path, explicit)
+}
+
 // Parse decodes a configuration document; name is used in error messages.
 func Parse(name string, b []byte) (Config, error) {
 	c := Default()

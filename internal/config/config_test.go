@@ -135,3 +135,18 @@ func TestResolveAndLoad(t *testing.T) {
 		t.Errorf("Load: %v, %+v", err, c)
 	}
 }
+
+func TestLoadFrom(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "u.toml")
+	if err := os.WriteFile(p, []byte("[crash]\nkeep = 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{EnvVar: p}
+	c, err := LoadFrom("", func(k string) string { return env[k] })
+	if err != nil || c.Crash.Keep != 7 {
+		t.Errorf("LoadFrom(env): %v, keep %d", err, c.Crash.Keep)
+	}
+	if _, err := LoadFrom(filepath.Join(t.TempDir(), "absent.toml"), func(string) string { return "" }); err == nil {
+		t.Error("LoadFrom(absent flag): no error")
+	}
+}
