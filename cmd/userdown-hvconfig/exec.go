@@ -57,16 +57,19 @@ func shimMain(name string, args []string, getenv func(string) string, stderr io.
 		cfg.Xen.Command = real
 		cfg.Actions = config.Actions{}
 	}
-	if err := shim.CheckNotSelf(cfg.Xen.Command); errors.Is(err, shim.ErrSelf) {
+	err = runShim(xen.Flavour(name), cfg, args, getenv, log)
+	if errors.Is(err, shim.ErrSelf) {
 		// [xen] command still names the diverted-over path (the default
 		// /usr/sbin/xl is the shim once installed): use the diverted file.
+		// Exec refused before doing anything, so trying again is safe; the
+		// check itself runs once on the usual path.
 		real := filepath.Join(RealDir, name)
 		if _, serr := os.Stat(real); serr == nil {
 			log.Warn("[xen] command is this shim; running the diverted toolstack instead", "command", cfg.Xen.Command, "toolstack", real)
 			cfg.Xen.Command = real
+			err = runShim(xen.Flavour(name), cfg, args, getenv, log)
 		}
 	}
-	err = runShim(xen.Flavour(name), cfg, args, getenv, log)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		log.Error("shim failed", "err", ee.err)
