@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	rep := res.Report
 	failed := false
 	if c.MarkDown && len(rep.MarkDown) > 0 {
-		failed = scan.MarkDown(ctx, res.Client, &rep, log)
+		failed = scan.MarkDown(ctx, res.Client, src, &rep)
 	}
 
 	if c.JSON {

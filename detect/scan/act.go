@@ -24,8 +24,8 @@ func MarkDownReason(node string, d detect.Decision) string {
 		d.Name, d.DomID, d.State, node)
 }
 
-// MarkDown marks down every instance the report says to, one after
-// another: a failing instance does not stop the others. The results are
+// MarkDown marks down every instance the report (built by Node from s)
+// says to, one after another: a failing instance does not stop the others. The results are
 // appended to rep.Jobs; it returns whether any item failed.
 //
 // Right before submitting each mark-down it re-reads the intents, then the
@@ -41,7 +41,8 @@ func MarkDownReason(node string, d detect.Decision) string {
 // (ganeti.ErrJobDeferred: its job waited for another job and was
 // cancelled) and an instance the cluster no longer knows are reported, not
 // failed; the next run decides again.
-func MarkDown(ctx context.Context, c ganeti.Client, rep *Report, log *slog.Logger) (failed bool) {
+func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (failed bool) {
+	log := s.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -50,7 +51,7 @@ func MarkDown(ctx context.Context, c ganeti.Client, rep *Report, log *slog.Logge
 			continue
 		}
 		res := JobResult{Instance: d.Name}
-		skip, err := rep.recheck.markDown(ctx, d)
+		skip, err := recheckMarkDown(ctx, s, d)
 		switch {
 		case err != nil:
 			res.Status, res.Error, res.Failed = "not submitted", err.Error(), true
@@ -90,16 +91,17 @@ func MarkDown(ctx context.Context, c ganeti.Client, rep *Report, log *slog.Logge
 	return failed
 }
 
-// markDown re-reads the intents and then d's domain, and returns why the
-// mark-down must not be submitted, or "". A report that Node did not build
-// with a Looker cannot be re-checked and is never acted on.
-func (r *recheck) markDown(ctx context.Context, d detect.Decision) (string, error) {
-	if r == nil {
+// recheckMarkDown re-reads the intents and then d's domain, and returns
+// why the mark-down must not be submitted, or "". Sources whose Xen is not
+// a Looker cannot re-read the domain: their mark-downs are never acted on.
+func recheckMarkDown(ctx context.Context, s Sources, d detect.Decision) (string, error) {
+	lk, ok := s.Xen.(Looker)
+	if !ok {
 		return "not re-checked: the domain cannot be re-read by domid", nil
 	}
-	now := r.now()
-	intents, _ := r.store.Intents(now) // unreadable files were reported by the scan
-	got, ok, err := r.xen.Lookup(ctx, d.DomID)
+	now := s.Now()
+	intents, _ := s.Store.Intents(now) // unreadable files were reported by the scan
+	got, ok, err := lk.Lookup(ctx, d.DomID)
 	if err != nil {
 		return "", fmt.Errorf("re-read domain %d: %w", d.DomID, err)
 	}

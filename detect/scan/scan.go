@@ -79,17 +79,6 @@ type Report struct {
 	Jobs []JobResult `json:"jobs,omitempty"`
 	// Actions are the destructions (userdown-destroy).
 	Actions []ActionResult `json:"actions,omitempty"`
-
-	// recheck is where MarkDown re-reads the domains and the intents
-	// right before acting; set by Node.
-	recheck *recheck
-}
-
-// recheck is what MarkDown re-reads right before each mark-down.
-type recheck struct {
-	xen   Looker
-	store *state.Store
-	now   func() time.Time
 }
 
 // JobResult is the outcome of marking one instance down.
@@ -163,10 +152,6 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	rep := Report{Node: s.Node, Toolstack: string(s.Flavour), Time: now}
-	if lk, ok := s.Xen.(Looker); ok {
-		clock := s.Now
-		rep.recheck = &recheck{xen: lk, store: s.Store, now: clock}
-	}
 	problem := func(err error) {
 		log.Warn(err.Error())
 		rep.Problems = append(rep.Problems, err.Error())

@@ -178,7 +178,7 @@ func TestRequestsPerRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := res.Report
-	if failed := MarkDown(context.Background(), res.Client, &rep, nil); failed {
+	if failed := MarkDown(context.Background(), res.Client, s, &rep); failed {
 		t.Fatalf("mark down failed: %+v", rep.Jobs)
 	}
 	want := []string{"instances " + node, "locks a,b,d", "markdown a", "markdown b"}
@@ -247,7 +247,7 @@ func TestMarkDownIsolatesFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := res.Report
-	if !MarkDown(context.Background(), res.Client, &rep, nil) {
+	if !MarkDown(context.Background(), res.Client, s, &rep) {
 		t.Errorf("MarkDown reported no failure")
 	}
 	var got []string
@@ -535,7 +535,7 @@ func TestMarkDownRechecks(t *testing.T) {
 				t.Fatalf("decided (-want +got):\n%s", d)
 			}
 			tc.between(t, x, s)
-			if MarkDown(context.Background(), res.Client, &rep, nil) {
+			if MarkDown(context.Background(), res.Client, s, &rep) {
 				t.Errorf("a skipped mark-down counted as a failure: %+v", rep.Jobs)
 			}
 			sent := len(c.markedDown) == 1
@@ -556,12 +556,14 @@ func TestMarkDownRechecks(t *testing.T) {
 	}
 }
 
-// A report that Node did not build cannot be re-checked: nothing is
-// submitted.
+// A mark-down whose domain cannot be re-read by domid (the sources' Xen
+// only lists) is not re-checked: nothing is submitted.
 func TestMarkDownNeedsARecheckableReport(t *testing.T) {
 	c := &fakeCluster{instances: []ganeti.Instance{up("a")}}
+	s, _ := sources(t, nil, c)
+	s.Xen = listOnly{newFakeXen(dom("a", 5, poweroff))}
 	rep := Report{Domains: []detect.Decision{{Name: "a", DomID: 5, UUID: "uuid-a", State: "---s--", Decision: detect.MarkDown}}}
-	MarkDown(context.Background(), c, &rep, nil)
+	MarkDown(context.Background(), c, s, &rep)
 	if len(c.markedDown) != 0 || len(rep.Jobs) != 1 || rep.Jobs[0].Status != "skipped" {
 		t.Errorf("submitted %v, jobs %+v; want nothing submitted, one skipped", c.markedDown, rep.Jobs)
 	}
@@ -602,7 +604,7 @@ func TestRebootBetweenScanAndMarkDown(t *testing.T) {
 	delete(x.domains, 5)
 	x.domains[6] = xen.Domain{Name: "a", ID: 6, UUID: "uuid-a-new", State: running}
 
-	if MarkDown(context.Background(), res.Client, &rep, nil) {
+	if MarkDown(context.Background(), res.Client, s, &rep) {
 		t.Errorf("failed: %+v", rep.Jobs)
 	}
 	for _, r := range f.Requests() {
@@ -617,3 +619,8 @@ func TestRebootBetweenScanAndMarkDown(t *testing.T) {
 		t.Errorf("jobs %+v, want a in the report as skipped: domain 5 is gone", rep.Jobs)
 	}
 }
+
+// listOnly is a toolstack that can list but not re-read one domain.
+type listOnly struct{ x *fakeXen }
+
+func (l listOnly) List(ctx context.Context) ([]xen.Domain, error) { return l.x.List(ctx) }
