@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"ganeti-userdown/destroy"
-	"ganeti-userdown/detect"
 	"ganeti-userdown/hvconfig"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/state"
@@ -46,8 +45,10 @@ type Runner struct {
 	// IntentTTL is how long a recorded intent stays live.
 	IntentTTL time.Duration
 	// DumpDir, when set, receives a core dump of a crashed domain before
-	// a hook destroys it.
+	// a hook destroys it; Keep dumps are kept per instance ([crash] keep,
+	// default 3).
 	DumpDir string
+	Keep    int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Log receives the details behind the outcomes: domains left alone,
@@ -78,6 +79,14 @@ func (r *Runner) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+// keep is [crash] keep, 3 when unset.
+func (r *Runner) keep() int {
+	if r.Keep > 0 {
+		return r.Keep
+	}
+	return 3
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -165,12 +174,16 @@ func (r *Runner) destroyDead(ctx context.Context, instance string) Outcome {
 func (r *Runner) destroyOne(ctx context.Context, d xen.Domain, why string) (string, error) {
 	var notes []string
 	if d.State.Crashed() && r.DumpDir != "" {
-		path := detect.DumpPath(r.DumpDir, d.Name, r.now())
-		if err := r.Xen.DumpCore(ctx, d.ID, path); err != nil {
+		path, _, err := destroy.DumpCore(ctx, r.Xen, d, r.DumpDir, r.keep(), r.now())
+		switch {
+		case path == "":
 			// A lost dump must not block the start: say so and go on.
 			r.log().Warn("core dump failed; destroying anyway", "domain", d.Name, "domid", d.ID, "err", err)
 			notes = append(notes, "core dump failed")
-		} else {
+		case err != nil:
+			r.log().Warn("old core dumps not pruned", "domain", d.Name, "err", err)
+			notes = append(notes, "core dumped to "+path)
+		default:
 			notes = append(notes, "core dumped to "+path)
 		}
 	}

@@ -175,6 +175,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		Actions:   cfg.Actions.ActionList(),
 		IntentTTL: cfg.State.IntentTTL.Duration,
 		DumpDir:   cfg.Crash.DumpDir,
+		Keep:      cfg.Crash.Keep,
 		Log:       log,
 	}
 	outcomes := r.Run(ctx, d)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -216,12 +214,9 @@ func Destroy(ctx context.Context, x Toolstack, rep *Report, o DestroyOptions) (f
 }
 
 // dump writes the core of d's domain into the dump dir, then prunes the
-// instance's dumps beyond the newest Keep.
+// instance's dumps beyond the newest Keep (destroy.DumpCore), if the
+// domain is still the one the decision was about.
 func dump(ctx context.Context, x Toolstack, d detect.Decision, o DestroyOptions) (string, []string, error) {
-	if err := os.MkdirAll(o.DumpDir, 0o700); err != nil {
-		return "", nil, fmt.Errorf("dump dir: %w", err)
-	}
-	// Dump only the domain the decision was about.
 	got, ok, err := x.Lookup(ctx, d.DomID)
 	if err != nil {
 		return "", nil, err
@@ -229,28 +224,7 @@ func dump(ctx context.Context, x Toolstack, d detect.Decision, o DestroyOptions)
 	if why := destroy.Refuse(d.Domain(), got, ok); why != "" {
 		return "", nil, nil
 	}
-	path := detect.DumpPath(o.DumpDir, d.Name, o.Now())
-	if err := x.DumpCore(ctx, d.DomID, path); err != nil {
-		return "", nil, err
-	}
-	ents, err := os.ReadDir(o.DumpDir)
-	if err != nil {
-		return path, nil, fmt.Errorf("prune dumps: %w", err)
-	}
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		if e.Type().IsRegular() {
-			names = append(names, e.Name())
-		}
-	}
-	var pruned []string
-	for _, n := range detect.DumpsToPrune(names, d.Name, o.Keep) {
-		if err := os.Remove(filepath.Join(o.DumpDir, n)); err != nil {
-			return path, pruned, fmt.Errorf("prune dumps: %w", err)
-		}
-		pruned = append(pruned, n)
-	}
-	return path, pruned, nil
+	return destroy.DumpCore(ctx, x, d.Domain(), o.DumpDir, o.Keep, o.Now())
 }
 
 // ReapOptions configure Reap.
