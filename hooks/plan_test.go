@@ -11,7 +11,7 @@ import (
 )
 
 // capturesDir is where the real Ganeti 3.0.2 hook environments live:
-// ../shared/ganeti-3.0.2/hooks beside the module.
+// testdata/ganeti-3.0.2/hooks in the repository.
 func capturesDir(t *testing.T) string {
 	t.Helper()
 	return testbin.Captures(t, "hooks")
@@ -381,9 +381,9 @@ func FuzzPlan(f *testing.F) {
 // BenchmarkPlan plans a real start capture: the pure part of every hook
 // run.
 func BenchmarkPlan(b *testing.B) {
-	env, err := ReadEnvFile(filepath.Join("..", "..", "shared", "ganeti-3.0.2", "hooks", "xen-instance-startup--instance-start-post.d.env"))
+	env, err := ReadEnvFile(testbin.Captures(b, "hooks", "xen-instance-startup--instance-start-post.d.env"))
 	if err != nil {
-		b.Fatalf("%v (the real captures belong in <module root>/../shared/ganeti-3.0.2)", err)
+		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"ganeti-userdown/detect/scan"
+	"ganeti-userdown/watcher"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/version"
 )
@@ -87,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		log.Error(err.Error())
 		return 2
 	}
-	src, x, err := scan.FromConfig(cfg, log)
+	src, x, err := watcher.FromConfig(cfg, log)
 	if err != nil {
 		log.Error(err.Error())
 		return 2
@@ -102,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			wait = cfg.Xen.ReapWait.Duration
 		}
 		log = log.With("domid", *c.Reap, "uuid", c.UUID)
-		r, err := scan.Reap(ctx, x, scan.ReapOptions{DomID: *c.Reap, UUID: c.UUID, Wait: wait, Poll: c.Poll, Log: log})
+		r, err := watcher.Reap(ctx, x, watcher.ReapOptions{DomID: *c.Reap, UUID: c.UUID, Wait: wait, Poll: c.Poll, Log: log})
 		if err != nil {
 			log.Error("reaper", "err", err)
 			return 1
@@ -129,13 +129,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	defer lock.Unlock()
 
-	res, err := scan.Node(ctx, src)
+	res, err := watcher.Node(ctx, src)
 	if err != nil {
 		log.Error(err.Error() + "; nothing changed")
-		return scan.ExitCode(err)
+		return watcher.ExitCode(err)
 	}
 	rep := res.Report
-	failed := scan.Destroy(ctx, x, &rep, scan.DestroyOptions{
+	failed := watcher.Destroy(ctx, x, &rep, watcher.DestroyOptions{
 		DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
 	})
 	if c.JSON {
@@ -153,7 +153,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	return 0
 }
 
-func actionLine(a scan.ActionResult) string {
+func actionLine(a watcher.ActionResult) string {
 	what := fmt.Sprintf("%s (domain %d)", a.Name, a.DomID)
 	switch {
 	case a.Failed && !a.Destroyed:

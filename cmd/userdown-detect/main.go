@@ -19,7 +19,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"ganeti-userdown/detect/scan"
+	"ganeti-userdown/watcher"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/version"
 )
@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		log.Error(err.Error())
 		return 2
 	}
-	src, _, err := scan.FromConfig(cfg, log)
+	src, _, err := watcher.FromConfig(cfg, log)
 	if err != nil {
 		log.Error(err.Error())
 		return 2
@@ -89,15 +89,15 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	defer lock.Unlock()
 
-	res, err := scan.Node(ctx, src)
+	res, err := watcher.Node(ctx, src)
 	if err != nil {
 		log.Error(err.Error() + "; nothing changed")
-		return scan.ExitCode(err)
+		return watcher.ExitCode(err)
 	}
 	rep := res.Report
 	failed := false
 	if c.MarkDown && len(rep.MarkDown) > 0 {
-		failed = scan.MarkDown(ctx, res.Client, src, &rep)
+		failed = watcher.MarkDown(ctx, res.Client, src, &rep)
 	}
 
 	if c.JSON {

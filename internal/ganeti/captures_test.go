@@ -9,32 +9,15 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"ganeti-userdown/internal/testbin"
 )
 
-// capturesDir returns shared/ganeti-3.0.2 beside the module root
-// (../shared from the directory holding go.mod), failing the test with a
-// clear message when it is missing.
+// capturesDir returns testdata/ganeti-3.0.2, the real Ganeti 3.0.2
+// captures kept in the repository.
 func capturesDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find the module root (go.mod) above the test directory")
-		}
-		dir = parent
-	}
-	caps := filepath.Join(dir, "..", "shared", "ganeti-3.0.2")
-	if st, err := os.Stat(filepath.Join(caps, "rapi")); err != nil || !st.IsDir() {
-		t.Fatalf("the Ganeti 3.0.2 captures are missing: want directory %s/rapi (the shared/ directory beside the repository)", caps)
-	}
-	return caps
+	return testbin.Captures(t)
 }
 
 type capture struct {

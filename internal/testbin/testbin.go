@@ -91,15 +91,15 @@ func ModuleRoot(t testing.TB) string {
 	}
 }
 
-// Captures returns the path of elem inside the real Ganeti 3.0.2 captures,
-// shared/ganeti-3.0.2 beside the repository (../shared from the module
-// root), failing the test with a clear message when it is missing.
+// Captures returns the path of elem inside the real Ganeti 3.0.2 captures
+// kept in testdata/ganeti-3.0.2, failing the test with a clear message
+// when it is missing.
 func Captures(t testing.TB, elem ...string) string {
 	t.Helper()
-	p := filepath.Join(append([]string{ModuleRoot(t), "..", "shared", "ganeti-3.0.2"}, elem...)...)
+	p := filepath.Join(append([]string{ModuleRoot(t), "testdata", "ganeti-3.0.2"}, elem...)...)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("the real Ganeti 3.0.2 captures are missing: %v\n"+
-			"they belong in <module root>/../shared/ganeti-3.0.2 (the project's shared workspace, beside the repository)", err)
+			"they belong in <module root>/testdata/ganeti-3.0.2", err)
 	}
 	return p
 }

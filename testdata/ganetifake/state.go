@@ -2,7 +2,7 @@
 // and gnt-instance / gnt-debug commands sharing one cluster state (kept in
 // memory or in a JSON file under a lock), answering with the shapes,
 // status codes and texts of a real Ganeti 3.0.2 (see
-// shared/ganeti-3.0.2/). Shutdown jobs do what Ganeti's do: mark the
+// testdata/ganeti-3.0.2/). Shutdown jobs do what Ganeti's do: mark the
 // instance down, then stop its domain through a configured toolstack
 // (`timeout N xl shutdown -w NAME`, then `xl destroy NAME` if it is still
 // there).

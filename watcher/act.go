@@ -1,0 +1,295 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"ganeti-userdown/destroy"
+	"ganeti-userdown/detect"
+	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/xen"
+)
+
+// MarkDownReason is the reason text recorded in Ganeti's job for marking
+// the instance of decision d down.
+func MarkDownReason(node string, d detect.Decision) string {
+	return fmt.Sprintf("ganeti-userdown: %s was powered off from inside the guest (domain %d, state %s on %s)",
+		d.Name, d.DomID, d.State, node)
+}
+
+// MarkDown marks down every instance the report (built by Node from s)
+// says to, one after another: a failing instance does not stop the others. The results are
+// appended to rep.Jobs; it returns whether any item failed.
+//
+// Right before submitting each mark-down it re-reads the intents, then the
+// domain by domid, and skips the instance when the domain is gone, changed
+// uuid or name, is no longer powered off, or an intent now covers it: the
+// state the decision was taken on no longer holds (a Ganeti reboot that
+// finished in between, a reaper that destroyed a host-initiated shutdown
+// and cleared its intent). Intents are read first: whoever clears an
+// intent does so after the domain was destroyed or started again, so
+// either the intent or the change is seen.
+//
+// A skipped mark-down, one deferred by the cluster client
+// (ganeti.ErrJobDeferred: its job waited for another job and was
+// cancelled) and an instance the cluster no longer knows are reported, not
+// failed; the next run decides again.
+func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (failed bool) {
+	log := s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range rep.Domains {
+		if d.Decision != detect.MarkDown {
+			continue
+		}
+		res := JobResult{Instance: d.Name}
+		skip, err := recheckMarkDown(ctx, s, d)
+		switch {
+		case err != nil:
+			res.Status, res.Error, res.Failed = "not submitted", err.Error(), true
+			failed = true
+			log.Error("mark down not submitted: the domain could not be re-read", "instance", d.Name, "domid", d.DomID, "err", err)
+			rep.Jobs = append(rep.Jobs, res)
+			continue
+		case skip != "":
+			res.Status, res.Why = "skipped", skip
+			log.Info("mark down skipped", "instance", d.Name, "domid", d.DomID, "why", skip)
+			rep.Jobs = append(rep.Jobs, res)
+			continue
+		}
+		req := ganeti.MarkDownRequest{Name: d.Name, Reason: MarkDownReason(rep.Node, d), UserSource: d.UserSource}
+		job, err := c.MarkDown(ctx, req)
+		res.JobID, res.Status, res.Error = job.ID, job.Status, job.Error
+		switch {
+		case err == nil:
+			log.Info("marked down", "instance", d.Name, "job", job.ID)
+		case errors.Is(err, ganeti.ErrJobDeferred):
+			res.Status, res.Why, res.Error = "deferred", err.Error(), ""
+			log.Info("mark down deferred to the next run", "instance", d.Name, "job", job.ID, "why", err)
+		case errors.Is(err, ganeti.ErrInstanceGone):
+			res.Status, res.Error = "gone", err.Error()
+			log.Info("instance no longer known to the cluster", "instance", d.Name)
+		default:
+			res.Failed = true
+			res.Error = err.Error()
+			if res.Status == "" {
+				res.Status = "not submitted"
+			}
+			failed = true
+			log.Error("mark down failed", "instance", d.Name, "job", job.ID, "err", err)
+		}
+		rep.Jobs = append(rep.Jobs, res)
+	}
+	return failed
+}
+
+// recheckMarkDown re-reads the intents and then d's domain, and returns
+// why the mark-down must not be submitted, or "". Sources whose Xen is not
+// a Looker cannot re-read the domain: their mark-downs are never acted on.
+func recheckMarkDown(ctx context.Context, s Sources, d detect.Decision) (string, error) {
+	lk, ok := s.Xen.(Looker)
+	if !ok {
+		return "not re-checked: the domain cannot be re-read by domid", nil
+	}
+	now := s.Now()
+	intents, _ := s.Store.Intents(now) // unreadable files were reported by the scan
+	got, ok, err := lk.Lookup(ctx, d.DomID)
+	if err != nil {
+		return "", fmt.Errorf("re-read domain %d: %w", d.DomID, err)
+	}
+	return MarkDownChanged(d, got, ok, intents, now), nil
+}
+
+// MarkDownChanged compares a mark-down decision with the domain re-read by
+// its domid (found false: no such domain) and the intents read right
+// before, and returns why the decision no longer holds, or "". Pure.
+//
+// Reference: design.md, "Decisions", safety rule 3: "Never mark down an
+// instance whose shutdown Ganeti or an operator asked for".
+func MarkDownChanged(d detect.Decision, got xen.Domain, found bool, intents []state.Intent, now time.Time) string {
+	switch {
+	case !found:
+		return fmt.Sprintf("domain %d is gone since the decision (destroyed, or started again under a new domid)", d.DomID)
+	case d.UUID != "" && !strings.EqualFold(got.UUID, d.UUID):
+		return fmt.Sprintf("domain %d now has uuid %q, not %s", d.DomID, got.UUID, d.UUID)
+	case got.Name != d.Name:
+		return fmt.Sprintf("domain %d is now named %q, not %s", d.DomID, got.Name, d.Name)
+	case !got.State.UserPoweredOff():
+		return fmt.Sprintf("domain %d is now %s, no longer powered off", d.DomID, got.State.Letters)
+	}
+	for _, it := range intents {
+		if !it.Live(now) {
+			continue
+		}
+		if it.Instance == d.Name || it.UUID != "" && (strings.EqualFold(it.UUID, d.UUID) || strings.EqualFold(it.UUID, got.UUID)) {
+			return fmt.Sprintf("an intent now covers it: %s asked through the %s (expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339))
+		}
+	}
+	return ""
+}
+
+// Toolstack is what destroying with dumps needs (satisfied by
+// *xen.Client).
+type Toolstack interface {
+	destroy.Toolstack
+	DumpCore(ctx context.Context, domid int, path string) error
+}
+
+// DestroyOptions configure Destroy.
+type DestroyOptions struct {
+	// DryRun reports what would be done and changes nothing.
+	DryRun bool
+	// DumpDir and Keep are [crash] dump_dir and keep.
+	DumpDir string
+	Keep    int
+	// Now is the clock, for dump file names.
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// Destroy destroys the domains the report says to, each through
+// destroy.Safely (re-read by domid, unchanged and dead, or skipped), after
+// a core dump when the decision asks for one. Results are appended to
+// rep.Actions; it returns whether any item failed.
+func Destroy(ctx context.Context, x Toolstack, rep *Report, o DestroyOptions) (failed bool) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range rep.Domains {
+		if d.Decision != detect.Destroy {
+			continue
+		}
+		res := ActionResult{Name: d.Name, DomID: d.DomID, UUID: d.UUID, DryRun: o.DryRun}
+		want := d.Domain()
+		if o.DryRun {
+			// Say what the re-read would say, without destroying.
+			got, ok, err := x.Lookup(ctx, d.DomID)
+			switch {
+			case err != nil:
+				res.Error, res.Failed, failed = err.Error(), true, true
+			default:
+				res.Skipped = destroy.Refuse(want, got, ok)
+			}
+			if d.DumpCore && o.DumpDir != "" && res.Skipped == "" && res.Error == "" {
+				res.Dump = detect.DumpPath(o.DumpDir, d.Name, o.Now())
+			}
+			rep.Actions = append(rep.Actions, res)
+			continue
+		}
+		if d.DumpCore && o.DumpDir != "" {
+			path, pruned, err := dump(ctx, x, d, o)
+			res.Dump, res.Pruned = path, pruned
+			if err != nil {
+				// The dump is evidence, but a crashed instance left down
+				// is worse: report the failure and destroy anyway.
+				res.Error, res.Failed, failed = err.Error(), true, true
+				log.Error("core dump failed", "domain", d.Name, "domid", d.DomID, "err", err)
+			}
+		}
+		r, err := destroy.Safely(ctx, x, want)
+		res.Destroyed, res.Skipped = r.Destroyed, r.Skipped
+		switch {
+		case err != nil:
+			if res.Error != "" {
+				res.Error += "; "
+			}
+			res.Error += err.Error()
+			res.Failed, failed = true, true
+			log.Error("destroy failed", "domain", d.Name, "domid", d.DomID, "err", err)
+		case r.Destroyed:
+			log.Info("destroyed", "domain", d.Name, "domid", d.DomID, "why", d.Why)
+		default:
+			log.Info("not destroyed", "domain", d.Name, "domid", d.DomID, "skipped", r.Skipped)
+		}
+		rep.Actions = append(rep.Actions, res)
+	}
+	return failed
+}
+
+// dump writes the core of d's domain into the dump dir, then prunes the
+// instance's dumps beyond the newest Keep (destroy.DumpCore), if the
+// domain is still the one the decision was about.
+func dump(ctx context.Context, x Toolstack, d detect.Decision, o DestroyOptions) (string, []string, error) {
+	got, ok, err := x.Lookup(ctx, d.DomID)
+	if err != nil {
+		return "", nil, err
+	}
+	if why := destroy.Refuse(d.Domain(), got, ok); why != "" {
+		return "", nil, nil
+	}
+	return destroy.DumpCore(ctx, x, d.Domain(), o.DumpDir, o.Keep, o.Now())
+}
+
+// ReapOptions configure Reap.
+type ReapOptions struct {
+	DomID int
+	UUID  string
+	// Wait bounds the whole wait.
+	Wait time.Duration
+	// Poll is the interval between two looks at the domain.
+	Poll time.Duration
+	Log  *slog.Logger
+}
+
+// ReapResult says how a reap ended.
+type ReapResult struct {
+	Destroyed bool   `json:"destroyed"`
+	Outcome   string `json:"outcome"`
+}
+
+// Reap waits for one domain, whose shutdown Ganeti or an operator asked
+// for, to reach a preserved shutdown, destroys it and returns. It returns
+// without acting when the domain disappears, changes uuid, runs again
+// after having been seen shut down, or Wait passes.
+func Reap(ctx context.Context, x destroy.Toolstack, o ReapOptions) (ReapResult, error) {
+	if o.Poll <= 0 {
+		o.Poll = 200 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Wait)
+	defer cancel()
+	seenDown := false
+	var lastErr error
+	for {
+		d, ok, err := x.Lookup(ctx, o.DomID)
+		switch {
+		case err != nil:
+			// A failing look is retried until the wait ends.
+			lastErr = err
+		case !ok:
+			return ReapResult{Outcome: fmt.Sprintf("domain %d is gone", o.DomID)}, nil
+		case o.UUID != "" && d.UUID != o.UUID:
+			return ReapResult{Outcome: fmt.Sprintf("domain %d now has uuid %q, not %s", o.DomID, d.UUID, o.UUID)}, nil
+		case d.State.Alive() && seenDown:
+			return ReapResult{Outcome: fmt.Sprintf("domain %d runs again (%s)", o.DomID, d.State.Letters)}, nil
+		case !d.State.Alive():
+			seenDown = true
+			if destroy.Refuse(xen.Domain{Name: d.Name, ID: o.DomID, UUID: o.UUID}, d, true) == "" {
+				r, err := destroy.Safely(ctx, x, xen.Domain{Name: d.Name, ID: o.DomID, UUID: o.UUID})
+				if err != nil {
+					return ReapResult{}, err
+				}
+				if r.Destroyed {
+					return ReapResult{Destroyed: true, Outcome: fmt.Sprintf("domain %d (%s) destroyed after its shutdown (%s)", o.DomID, d.Name, d.State.Letters)}, nil
+				}
+			}
+		}
+		t := time.NewTimer(o.Poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			out := fmt.Sprintf("domain %d did not reach a preserved shutdown within %s", o.DomID, o.Wait)
+			if lastErr != nil {
+				out += " (last error: " + lastErr.Error() + ")"
+			}
+			return ReapResult{Outcome: out}, nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,248 @@
+// Package watcher is the pipeline every watcher run of a node goes
+// through: sources (the Xen domains, the recorded intents and
+// observations, and only when some domain is shut down, the cluster's view
+// of this node's instances and their locks), the pure decisions of
+// detect.Decide, then the actions (mark down, destroy, reap). It is a
+// top-level package because userdown-detect, userdown-destroy and the
+// event daemon all run this one pipeline.
+//
+// It is the imperative shell around the decision core: every source is an
+// interface or a function, so tests give it fakes.
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"ganeti-userdown/detect"
+	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/xen"
+)
+
+// Lister lists the node's domains (satisfied by *xen.Client).
+type Lister interface {
+	List(ctx context.Context) ([]xen.Domain, error)
+}
+
+// Looker re-reads one domain by domid (satisfied by *xen.Client).
+type Looker interface {
+	Lookup(ctx context.Context, domid int) (xen.Domain, bool, error)
+}
+
+// Sources are where a scan reads from.
+type Sources struct {
+	// Node is this node's Ganeti name.
+	Node string
+	// Flavour is the toolstack's flavour.
+	Flavour xen.Flavour
+	// Xen lists the domains. When it is also a Looker (as *xen.Client
+	// is), MarkDown re-reads each domain right before marking its
+	// instance down; without it, MarkDown marks nothing down.
+	Xen Lister
+	// Cluster returns the Ganeti client; it is called only when some
+	// domain is shut down, so a node whose domains all run makes no
+	// request to the master (nor reads the credentials).
+	Cluster func(ctx context.Context) (ganeti.Client, error)
+	// UserShutdown reports whether the cluster's own user-shutdown
+	// handling is on; called only with Cluster. nil means off.
+	UserShutdown func() (bool, error)
+	// Store holds intents and observations.
+	Store *state.Store
+	// DefaultPolicy, Settle and DumpCrashes come from the configuration.
+	DefaultPolicy string
+	Settle        time.Duration
+	DumpCrashes   bool
+	// Now is the clock.
+	Now func() time.Time
+	// Log receives warnings about problems that do not stop the scan.
+	Log *slog.Logger
+}
+
+// Report is what a run saw and decided; `--json` prints it.
+type Report struct {
+	Node      string    `json:"node"`
+	Toolstack string    `json:"toolstack"`
+	Time      time.Time `json:"time"`
+	// ClusterQueried says whether the master was asked (only when some
+	// domain is shut down).
+	ClusterQueried bool `json:"cluster_queried"`
+	// ClusterUserShutdown: the cluster's own user-shutdown handling is on.
+	ClusterUserShutdown bool              `json:"cluster_user_shutdown"`
+	Domains             []detect.Decision `json:"domains"`
+	// MarkDown names the instances to mark down, sorted.
+	MarkDown []string `json:"mark_down"`
+	// Problems are the warnings of the run (corrupt intent files, ...).
+	Problems []string `json:"problems,omitempty"`
+	// Jobs are the mark-down jobs (userdown-detect --mark-down).
+	Jobs []JobResult `json:"jobs,omitempty"`
+	// Actions are the destructions (userdown-destroy).
+	Actions []ActionResult `json:"actions,omitempty"`
+}
+
+// JobResult is the outcome of marking one instance down.
+type JobResult struct {
+	Instance string `json:"instance"`
+	JobID    int64  `json:"job_id,omitempty"`
+	// Status is the job's final status ("success", "error", ...), or
+	// "skipped" (not submitted: the re-check right before it found the
+	// domain or the intents changed), "deferred" (submitted, but it waited
+	// for another job holding the instance and was cancelled before it
+	// ran), "gone" or "not submitted".
+	Status string `json:"status"`
+	// Why says why a mark-down was skipped or deferred.
+	Why   string `json:"why,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Failed: this item makes the run exit 1.
+	Failed bool `json:"failed"`
+}
+
+// ActionResult is the outcome of destroying one domain.
+type ActionResult struct {
+	Name      string   `json:"name"`
+	DomID     int      `json:"domid"`
+	UUID      string   `json:"uuid,omitempty"`
+	Destroyed bool     `json:"destroyed"`
+	DryRun    bool     `json:"dry_run,omitempty"`
+	Skipped   string   `json:"skipped,omitempty"`
+	Dump      string   `json:"dump,omitempty"`
+	Pruned    []string `json:"pruned_dumps,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Failed    bool     `json:"failed"`
+}
+
+// UnreadableError says Xen's or the cluster's state could not be read or
+// parsed: nothing was decided and nothing may change (exit 3).
+type UnreadableError struct {
+	What string
+	Err  error
+}
+
+// Error names what could not be read and why.
+func (e *UnreadableError) Error() string { return e.What + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
+// ClientError says the cluster client could not be set up from the
+// configuration (exit 2).
+type ClientError struct{ Err error }
+
+// Error says the cluster client could not be set up, and why.
+func (e *ClientError) Error() string { return "cluster client: " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *ClientError) Unwrap() error { return e.Err }
+
+// Result is a finished scan: the report, and the client when the cluster
+// was queried (for marking down without building another).
+type Result struct {
+	Report Report
+	Client ganeti.Client
+}
+
+// Node reads the node's state and decides. The error is an
+// *UnreadableError or a *ClientError; then nothing was decided.
+// Observations are updated and saved (best effort) on every scan.
+func Node(ctx context.Context, s Sources) (Result, error) {
+	now := s.Now()
+	log := s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rep := Report{Node: s.Node, Toolstack: string(s.Flavour), Time: now}
+	problem := func(err error) {
+		log.Warn(err.Error())
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+
+	domains, err := s.Xen.List(ctx)
+	if err != nil {
+		return Result{}, &UnreadableError{What: "list Xen domains", Err: err}
+	}
+
+	intents, problems := s.Store.Intents(now)
+	for _, p := range problems {
+		problem(p)
+	}
+	prev, err := s.Store.LoadObservations()
+	if err != nil {
+		// Starting over only delays acting on a shutdown by settle.
+		problem(fmt.Errorf("%w (starting over)", err))
+		prev = state.Observations{}
+	}
+	obs := state.Observe(prev, domains, now)
+	if !sameObservations(prev, obs) {
+		if err := s.Store.SaveObservations(obs); err != nil {
+			problem(err)
+		}
+	}
+
+	in := detect.Input{
+		Node: s.Node, Flavour: s.Flavour, Domains: domains,
+		Intents: intents, Observations: obs,
+		DefaultPolicy: s.DefaultPolicy, Settle: s.Settle, DumpCrashes: s.DumpCrashes,
+		Now: now,
+	}
+	var client ganeti.Client
+	if detect.NeedsCluster(domains) {
+		client, err = s.Cluster(ctx)
+		if err != nil {
+			return Result{}, &ClientError{Err: err}
+		}
+		insts, err := client.Instances(ctx, s.Node)
+		if err != nil {
+			return Result{}, &UnreadableError{What: "query the instances of " + s.Node, Err: err}
+		}
+		in.Queried, in.Instances = true, insts
+		rep.ClusterQueried = true
+		if s.UserShutdown != nil {
+			on, err := s.UserShutdown()
+			if err != nil {
+				problem(fmt.Errorf("cluster user-shutdown setting unknown, taken as off: %w", err))
+			}
+			in.UserShutdown = on && err == nil
+		}
+		rep.ClusterUserShutdown = in.UserShutdown
+		// Locks matter only for the instances a decision would act on.
+		if cands := detect.LockCandidates(detect.Decide(in)); len(cands) > 0 {
+			locked, err := client.Locked(ctx, cands)
+			if err != nil {
+				return Result{}, &UnreadableError{What: "query the instance locks", Err: err}
+			}
+			in.Locked = locked
+		}
+	}
+	rep.Domains = detect.Decide(in)
+	rep.MarkDown = detect.ToMarkDown(rep.Domains)
+	if rep.MarkDown == nil {
+		rep.MarkDown = []string{}
+	}
+	return Result{Report: rep, Client: client}, nil
+}
+
+func sameObservations(a, b state.Observations) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, x := range a {
+		y, ok := b[k]
+		if !ok || x.Name != y.Name || x.DomID != y.DomID || x.UUID != y.UUID || !x.Since.Equal(y.Since) {
+			return false
+		}
+	}
+	return true
+}
+
+// ExitCode maps a scan error to the binaries' exit codes: 3 when state
+// was unreadable, 2 for a configuration problem.
+func ExitCode(err error) int {
+	var ce *ClientError
+	if errors.As(err, &ce) {
+		return 2
+	}
+	return 3
+}
