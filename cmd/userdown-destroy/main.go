@@ -21,9 +21,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"ganeti-userdown/watcher"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/version"
+	"ganeti-userdown/watcher"
 )
 
 const description = `Destroy the preserved Xen domains of this node that may go.

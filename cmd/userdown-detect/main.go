@@ -19,9 +19,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"ganeti-userdown/watcher"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/version"
+	"ganeti-userdown/watcher"
 )
 
 const description = `List the instances of this node that their users powered off from inside
