@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ganeti-userdown/destroy"
+	"ganeti-userdown/detect"
 	"ganeti-userdown/hvconfig"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/state"
@@ -34,10 +35,24 @@ type IntentStore interface {
 	Intents(now time.Time) (live []state.Intent, problems []error)
 }
 
+// StartRecords is what the start guard reads and uses up in the state
+// directory (satisfied by *state.Store).
+type StartRecords interface {
+	MarkDownRecord(instance string) (state.MarkDown, bool, error)
+	ClearMarkDown(instance string) error
+	StartAllowanceOf(instance string) (state.StartAllowance, bool, error)
+	ClearStartAllowance(instance string) error
+}
+
 // Runner carries out a Decision on this node.
 type Runner struct {
 	Xen     Toolstack
 	Intents IntentStore
+	// Records holds the start guard's records; when nil the guard lets
+	// every start through.
+	Records StartRecords
+	// DefaultPolicy is [policy] default, for the start guard.
+	DefaultPolicy string
 	// ConfigDir holds the stored domain configs, one file per instance.
 	ConfigDir string
 	// Actions are the domain actions to write and verify.
@@ -65,14 +80,20 @@ type Outcome struct {
 	// Problem is a finding the operator must see (a domain running
 	// without preserve), in one line.
 	Problem string `json:"problem,omitempty"`
+	// Refused is set when the start guard refused the start: the
+	// message for the operator. The actions after it were not run.
+	Refused string `json:"refused,omitempty"`
+	// Verdict is the start guard's verdict, for GuardStart.
+	Verdict *detect.StartVerdict `json:"verdict,omitempty"`
 	// Err is set when the action failed.
 	Err error `json:"-"`
 	// Error is Err's text, for JSON.
 	Error string `json:"error,omitempty"`
 }
 
-// Failed reports whether the outcome is a failure or a problem.
-func (o Outcome) Failed() bool { return o.Err != nil || o.Problem != "" }
+// Failed reports whether the outcome is a failure, a problem or a
+// refusal.
+func (o Outcome) Failed() bool { return o.Err != nil || o.Problem != "" || o.Refused != "" }
 
 func (r *Runner) now() time.Time {
 	if r.Now != nil {
@@ -98,7 +119,8 @@ func (r *Runner) log() *slog.Logger {
 
 // Run performs every action of d in order and reports each (the caller
 // prints or logs the outcomes; Run logs only the details behind them).
-// One failing action does not stop the others.
+// One failing action does not stop the others; a refused start does:
+// nothing after it runs.
 func (r *Runner) Run(ctx context.Context, d Decision) []Outcome {
 	out := make([]Outcome, 0, len(d.Actions))
 	for _, a := range d.Actions {
@@ -108,8 +130,21 @@ func (r *Runner) Run(ctx context.Context, d Decision) []Outcome {
 			o.Error = o.Err.Error()
 		}
 		out = append(out, o)
+		if o.Refused != "" {
+			break
+		}
 	}
 	return out
+}
+
+// Refused returns the refusal message of outcomes, or "".
+func Refused(outcomes []Outcome) string {
+	for _, o := range outcomes {
+		if o.Refused != "" {
+			return o.Refused
+		}
+	}
+	return ""
 }
 
 func (r *Runner) do(ctx context.Context, a Action) Outcome {
@@ -119,6 +154,8 @@ func (r *Runner) do(ctx context.Context, a Action) Outcome {
 		return Outcome{Err: fmt.Errorf("instance name: %w", err)}
 	}
 	switch a.Kind {
+	case GuardStart:
+		return r.guardStart(ctx, a)
 	case DestroyDead:
 		return r.destroyDead(ctx, a.Instance)
 	case RewriteConfig:
@@ -141,6 +178,56 @@ func (r *Runner) do(ctx context.Context, a Action) Outcome {
 		return r.freeMemory(ctx, a.Instance)
 	}
 	return Outcome{Err: fmt.Errorf("unknown action %q", a.Kind)}
+}
+
+// guardStart reads what detect.GuardStart decides on and carries out its
+// verdict. Whatever it cannot read it logs and goes without: a guard that
+// cannot see a user's poweroff lets the start through, as every other
+// pre-hook path does (design.md, "The start guard").
+func (r *Runner) guardStart(ctx context.Context, a Action) Outcome {
+	if a.Start == nil || r.Records == nil {
+		return Outcome{Done: "start guard not set up: start let through"}
+	}
+	now := r.now()
+	in := detect.StartInput{Request: *a.Start, DefaultPolicy: r.DefaultPolicy, Now: now}
+	doms, err := r.Xen.List(ctx)
+	if err != nil {
+		r.log().Warn("start guard: domains not listed; judging on the records alone", "instance", a.Instance, "err", err)
+	}
+	in.Domains = doms
+	intents, problems := r.Intents.Intents(now)
+	for _, p := range problems {
+		r.log().Warn("intent store", "problem", p)
+	}
+	in.Intents = intents
+	if md, ok, err := r.Records.MarkDownRecord(a.Instance); err != nil {
+		r.log().Warn("start guard: mark-down record unreadable, ignored", "instance", a.Instance, "err", err)
+	} else if ok {
+		in.MarkDown = &md
+	}
+	if al, ok, err := r.Records.StartAllowanceOf(a.Instance); err != nil {
+		r.log().Warn("start guard: start allowance unreadable, ignored", "instance", a.Instance, "err", err)
+	} else if ok {
+		in.Allowance = &al
+	}
+	v := detect.GuardStart(in)
+	if v.ClearMarkDown {
+		if err := r.Records.ClearMarkDown(a.Instance); err != nil {
+			r.log().Warn("start guard: mark-down record not removed", "instance", a.Instance, "err", err)
+		}
+	}
+	if v.ClearAllowance {
+		if err := r.Records.ClearStartAllowance(a.Instance); err != nil {
+			r.log().Warn("start guard: start allowance not removed", "instance", a.Instance, "err", err)
+		}
+	}
+	o := Outcome{Verdict: &v}
+	if v.Refuse {
+		o.Refused = v.Message
+		return o
+	}
+	o.Done = "start of " + a.Instance + " let through: " + v.Why
+	return o
 }
 
 // destroyDead destroys the preserved dead domains of instance, by domid,
