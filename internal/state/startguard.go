@@ -60,12 +60,8 @@ func (s *Store) RecordMarkDown(r MarkDown) error {
 
 // MarkDownRecord returns the mark-down record of instance; found is false
 // when there is none.
-func (s *Store) MarkDownRecord(instance string) (r MarkDown, found bool, err error) {
-	found, err = s.readRecord(s.markDownPath(instance), &r)
-	if err == nil && found && r.Instance != instance {
-		return MarkDown{}, false, fmt.Errorf("mark-down record %s names instance %q", s.markDownPath(instance), r.Instance)
-	}
-	return r, found, err
+func (s *Store) MarkDownRecord(instance string) (MarkDown, bool, error) {
+	return readFor(s.markDownPath(instance), instance, func(r MarkDown) string { return r.Instance })
 }
 
 // ClearMarkDown removes the mark-down record of instance; removing what
@@ -84,17 +80,24 @@ func (s *Store) AllowStart(a StartAllowance) error {
 
 // StartAllowanceOf returns the start allowance of instance; found is false
 // when there is none.
-func (s *Store) StartAllowanceOf(instance string) (a StartAllowance, found bool, err error) {
-	found, err = s.readRecord(s.allowancePath(instance), &a)
-	if err == nil && found && a.Instance != instance {
-		return StartAllowance{}, false, fmt.Errorf("start allowance %s names instance %q", s.allowancePath(instance), a.Instance)
-	}
-	return a, found, err
+func (s *Store) StartAllowanceOf(instance string) (StartAllowance, bool, error) {
+	return readFor(s.allowancePath(instance), instance, func(a StartAllowance) string { return a.Instance })
 }
 
 // ClearStartAllowance removes the start allowance of instance.
 func (s *Store) ClearStartAllowance(instance string) error {
 	return removeRecord(s.allowancePath(instance))
+}
+
+// readFor reads the record at path, which must be about instance
+// (nameOf says whom a record names); found is false when there is none.
+func readFor[T any](path, instance string, nameOf func(T) string) (v T, found bool, err error) {
+	found, err = readRecord(path, &v)
+	if err == nil && found && nameOf(v) != instance {
+		var zero T
+		return zero, false, fmt.Errorf("%s names instance %q, not %s", path, nameOf(v), instance)
+	}
+	return v, found, err
 }
 
 func (s *Store) writeRecord(path string, v any) error {
@@ -111,7 +114,7 @@ func (s *Store) writeRecord(path string, v any) error {
 	return nil
 }
 
-func (s *Store) readRecord(path string, v any) (bool, error) {
+func readRecord(path string, v any) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if notExist(err) {
