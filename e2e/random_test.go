@@ -127,7 +127,7 @@ func TestRandomized(t *testing.T) {
 	po := newPoweroffs(names, tags)
 	var step atomic.Int64
 	var restarts sync.WaitGroup
-	restartErrs := make(chan error, 64)
+	restartErrs := make(chan restartError, 64)
 	var refusedBefore, refusedAfter, restarted, vanished atomic.Int64
 	queued := &nameSet{m: map[string]bool{}}
 	defer func() {
@@ -189,8 +189,8 @@ func TestRandomized(t *testing.T) {
 		select {
 		case err := <-rebootErrs:
 			fail(steps, "", "ganeti reboot: %v", err)
-		case err := <-restartErrs:
-			fail(steps, "", "%v", err)
+		case e := <-restartErrs:
+			fail(steps, e.instance, "%v", e.err)
 		default:
 		}
 		stepStart := time.Now()
@@ -213,7 +213,7 @@ func TestRandomized(t *testing.T) {
 		case r < 18:
 			if d, ok := pick(alive); ok {
 				what, target = "poweroff", d.Name
-				if guestAct(t, n, "poweroff", d, &vanished) {
+				if guestAct(t, n, "poweroff", d, &vanished) && !operatorJobOn(n.rapi.State(), d.Name) {
 					po.poweredOff(d)
 				}
 			}
@@ -244,8 +244,17 @@ func TestRandomized(t *testing.T) {
 				}
 				from := time.Now()
 				po.answered(d.Name) // an operator's toolstack shutdown
+				po.shutdownAsked(d.ID)
 				n.run(shim, args...)
 				shimRuns = append(shimRuns, span{from, time.Now()})
+				// The request may have reached a domain created since the
+				// listing; until it acts, a poweroff of it is no user's
+				// alone.
+				for _, x := range n.domainMap() {
+					if x.Name == d.Name {
+						po.shutdownAsked(x.ID)
+					}
+				}
 				if args[1] == "-w" {
 					// The caller waited; now it destroys the domain, as
 					// Ganeti's node daemon does (without -w the reaper
@@ -256,9 +265,15 @@ func TestRandomized(t *testing.T) {
 		case r < 44:
 			what = "shim shutdown -a"
 			po.answered(names...)
+			for _, x := range doms {
+				po.shutdownAsked(x.ID)
+			}
 			from := time.Now()
 			n.run(shim, "shutdown", "-a", "-w")
 			shimRuns = append(shimRuns, span{from, time.Now()})
+			for _, x := range n.domainMap() {
+				po.shutdownAsked(x.ID)
+			}
 		case r < 50:
 			name := names[rng.IntN(len(names))]
 			what, target = "ganeti stop", name
@@ -334,7 +349,7 @@ func TestRandomized(t *testing.T) {
 					ok, refusal, err := n.watcherRestart(hook, name, po)
 					switch {
 					case err != nil:
-						restartErrs <- err
+						restartErrs <- restartError{name, err}
 					case ok:
 						restarted.Add(1)
 					case strings.Contains(refusal, "not marked down yet"):
@@ -390,8 +405,8 @@ func TestRandomized(t *testing.T) {
 	select {
 	case err := <-rebootErrs:
 		fail(steps, "", "ganeti reboot: %v", err)
-	case err := <-restartErrs:
-		fail(steps, "", "%v", err)
+	case e := <-restartErrs:
+		fail(steps, e.instance, "%v", e.err)
 	default:
 	}
 	checkJobs(steps)
@@ -465,6 +480,12 @@ func (n *node) domainByID(id int) (xen.Domain, bool) {
 	return xen.Domain{}, false
 }
 
+// restartError is a failed or wrong watcher restart of instance.
+type restartError struct {
+	instance string
+	err      error
+}
+
 // poweroffs tracks, per instance of policy down, the domain its user
 // powered off that no operator action has answered since: the watcher
 // must not start that instance again.
@@ -472,11 +493,12 @@ type poweroffs struct {
 	mu      sync.Mutex
 	down    map[string]bool // instances of policy down
 	pend    map[string]int  // instance -> powered-off domid
+	asked   map[int]bool    // domids a toolstack shutdown was asked for
 	counter int
 }
 
 func newPoweroffs(names []string, tags map[string][]string) *poweroffs {
-	p := &poweroffs{down: map[string]bool{}, pend: map[string]int{}}
+	p := &poweroffs{down: map[string]bool{}, pend: map[string]int{}, asked: map[int]bool{}}
 	for _, name := range names {
 		if len(tags[name]) == 0 { // default policy down; d and e are tagged restart and ignore
 			p.down[name] = true
@@ -485,11 +507,21 @@ func newPoweroffs(names []string, tags map[string][]string) *poweroffs {
 	return p
 }
 
+// shutdownAsked records that an operator asked the toolstack to shut
+// down these domains: a poweroff of one of them is not its user's alone.
+func (p *poweroffs) shutdownAsked(ids ...int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		p.asked[id] = true
+	}
+}
+
 // poweredOff records that d's guest powered it off.
 func (p *poweroffs) poweredOff(d xen.Domain) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.down[d.Name] {
+	if p.down[d.Name] && !p.asked[d.ID] {
 		p.pend[d.Name] = d.ID
 		p.counter++
 	}
@@ -520,6 +552,20 @@ func (p *poweroffs) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.counter
+}
+
+// operatorJobOn reports an operator's Ganeti stop or reboot of instance
+// that has not ended: what happens to its domain next is that job's.
+func operatorJobOn(st ganetifake.State, instance string) bool {
+	for _, j := range st.Jobs {
+		if j.Instance != instance || ganetiJobDone(j) || fromUserdown(j) {
+			continue
+		}
+		if j.OpID == "OP_INSTANCE_SHUTDOWN" || j.OpID == "OP_INSTANCE_REBOOT" {
+			return true
+		}
+	}
+	return false
 }
 
 // nameSet is a set of names safe for concurrent use.
@@ -568,7 +614,8 @@ func errorDown(st ganetifake.State, doms map[string]xen.Domain) []string {
 // instance-start pre hooks with the admin state of that moment and
 // GANETI_FORCE=False (a refusal aborts the job: ok false), marks the
 // instance up, creates the domain from the stored config (a domain
-// already there makes it a no-op), runs the post hooks. A creation while
+// already there makes it a no-op), runs the post hooks (whose failure
+// Ganeti only warns about). A creation while
 // the instance's user poweroff is unanswered is an error: the poweroff
 // undone. refusal is the start guard's message when it refused.
 func (n *node) watcherRestart(hook, name string, po *poweroffs) (ok bool, refusal string, err error) {
@@ -648,8 +695,11 @@ func (n *node) watcherRestart(hook, name string, po *poweroffs) (ok bool, refusa
 	if id, ok := pend[name]; ok {
 		return true, "", fmt.Errorf("the user's poweroff of %s (domain %d) was undone by the watcher's restart from an older status (instance was admin %s when the job ran)", name, id, in.AdminState)
 	}
-	if out, code, err := n.runJobStep(20*time.Second, hookEnv("post"), hook); err != nil || code != 0 {
-		return true, "", fmt.Errorf("watcher restart of %s: post hook: exit %d, %v: %s", name, code, err, out)
+	// A failing post hook is only a warning to Ganeti (the domain may be
+	// gone again already: a guest's action, a reaper); only one that
+	// cannot run fails.
+	if out, _, err := n.runJobStep(20*time.Second, hookEnv("post"), hook); err != nil {
+		return true, "", fmt.Errorf("watcher restart of %s: post hook: %v: %s", name, err, out)
 	}
 	return true, "", nil
 }
