@@ -164,30 +164,16 @@ func howToStart(rq StartRequest, again bool) string {
 // freshPoweroff returns a domain named instance that its user powered off
 // and no live intent covers (by instance name or domain uuid).
 func freshPoweroff(domains []xen.Domain, intents []state.Intent, instance string, now time.Time) (xen.Domain, bool) {
+	ix := newIntentIndex(intents, now)
 	for _, d := range domains {
-		if d.IsDom0() || d.Name != instance || !d.State.UserPoweredOff() || d.State.Dying {
+		if d.IsDom0() || d.Name != instance || !d.State.UserPoweredOff() {
 			continue
 		}
-		if !coveredByIntent(d, intents, now) {
+		if _, covered := ix.lookup(d.Name, d.UUID); !covered {
 			return d, true
 		}
 	}
 	return xen.Domain{}, false
-}
-
-func coveredByIntent(d xen.Domain, intents []state.Intent, now time.Time) bool {
-	for _, it := range intents {
-		if !it.Live(now) {
-			continue
-		}
-		if it.Instance != "" && it.Instance == d.Name {
-			return true
-		}
-		if it.UUID != "" && d.UUID != "" && strings.EqualFold(it.UUID, d.UUID) {
-			return true
-		}
-	}
-	return false
 }
 
 // adminDown reports a GANETI_INSTANCE_STATUS saying the instance is not

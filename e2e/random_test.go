@@ -600,7 +600,7 @@ func errorDown(st ganetifake.State, doms map[string]xen.Domain) []string {
 		if in.PrimaryNode != nodeName || in.AdminState != "up" {
 			continue
 		}
-		if d, ok := doms[in.Name]; !ok || !d.State.Alive() && !d.State.Transient() {
+		if d, ok := doms[in.Name]; !ok || !d.State.Alive() && d.State.Class() != xen.ClassInFlight {
 			out = append(out, in.Name)
 		}
 	}
@@ -795,8 +795,8 @@ func checkMarkDownJob(j ganetifake.Job, calls []simlog.Entry, shimRuns []span) s
 				}
 			}
 		case slices.Equal(e.Argv, []string{"destroy", j.Instance}) && e.Destroyed != nil:
-			st, err := xen.ParseState(xen.XL, e.Destroyed.State)
-			if err != nil || !st.Dead() {
+			// The simulator's own judgement, not ganeti-userdown's.
+			if stopped, err := simlog.StoppedForGood(e.Flavour, e.Destroyed.State); err != nil || !stopped {
 				return fmt.Sprintf("it destroyed domain %d while it was %s", e.Destroyed.ID, e.Destroyed.State)
 			}
 		}

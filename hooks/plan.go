@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"ganeti-userdown/detect"
+	"ganeti-userdown/internal/dnsname"
 )
 
 // Phase is the hook phase: Ganeti runs pre hooks before an operation
@@ -228,13 +229,13 @@ func role(env map[string]string, hook, node string) Role {
 			}
 		}
 		switch {
-		case sameNode(source, node):
+		case dnsname.Equal(source, node):
 			return RoleSource
-		case sameNode(target, node):
+		case dnsname.Equal(target, node):
 			return RoleTarget
 		}
 	default:
-		if sameNode(env["GANETI_INSTANCE_PRIMARY"], node) {
+		if dnsname.Equal(env["GANETI_INSTANCE_PRIMARY"], node) {
 			return RolePrimary
 		}
 	}
@@ -285,13 +286,6 @@ func startRequest(env map[string]string, name, node string) *detect.StartRequest
 		rq.Tags = strings.Fields(tags)
 	}
 	return rq
-}
-
-// sameNode compares node names as Ganeti's DNS names: case-insensitive,
-// ignoring a trailing dot. An empty name matches nothing.
-func sameNode(a, b string) bool {
-	a, b = strings.TrimSuffix(a, "."), strings.TrimSuffix(b, ".")
-	return a != "" && strings.EqualFold(a, b)
 }
 
 // MaxNameLen is the longest DNS name.
