@@ -39,7 +39,8 @@ Ganeti runs it with no arguments; everything comes from its GANETI_*
 environment variables (of the rest of the environment only
 $USERDOWN_CONFIG is read):
 
-  instance-start      pre:  destroy the instance's preserved dead domain
+  instance-start      pre:  the start guard (below), then destroy the
+                            instance's preserved dead domain
                       post: rewrite <config_dir>/<instance> and verify the
                             live domain runs with the configured actions
   instance-stop, -reboot, -remove
