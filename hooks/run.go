@@ -123,8 +123,9 @@ func (r *Runner) log() *slog.Logger {
 // nothing after it runs.
 func (r *Runner) Run(ctx context.Context, d Decision) []Outcome {
 	out := make([]Outcome, 0, len(d.Actions))
+	var rs runState
 	for _, a := range d.Actions {
-		o := r.do(ctx, a)
+		o := r.do(ctx, a, &rs)
 		o.Action = a
 		if o.Err != nil {
 			o.Error = o.Err.Error()
@@ -147,7 +148,16 @@ func Refused(outcomes []Outcome) string {
 	return ""
 }
 
-func (r *Runner) do(ctx context.Context, a Action) Outcome {
+// runState is what one action of a run leaves for the next: the domains
+// the start guard judged, so that the start's DestroyDead destroys only
+// a domain the guard saw dead (a domain its user powers off while the
+// start's pre hook runs is kept: the start then finds it in the way).
+type runState struct {
+	guardSaw    []xen.Domain
+	guardListed bool
+}
+
+func (r *Runner) do(ctx context.Context, a Action, rs *runState) Outcome {
 	// Plan validated the name already; check again since a Decision
 	// can be built by hand.
 	if err := ValidName(a.Instance); err != nil {
@@ -155,9 +165,9 @@ func (r *Runner) do(ctx context.Context, a Action) Outcome {
 	}
 	switch a.Kind {
 	case GuardStart:
-		return r.guardStart(ctx, a)
+		return r.guardStart(ctx, a, rs)
 	case DestroyDead:
-		return r.destroyDead(ctx, a.Instance)
+		return r.destroyDead(ctx, a.Instance, rs)
 	case RewriteConfig:
 		return r.rewrite(a.Instance, a.Optional)
 	case VerifyActions:
@@ -184,7 +194,7 @@ func (r *Runner) do(ctx context.Context, a Action) Outcome {
 // verdict. Whatever it cannot read it logs and goes without: a guard that
 // cannot see a user's poweroff lets the start through, as every other
 // pre-hook path does (design.md, "The start guard").
-func (r *Runner) guardStart(ctx context.Context, a Action) Outcome {
+func (r *Runner) guardStart(ctx context.Context, a Action, rs *runState) Outcome {
 	if a.Start == nil || r.Records == nil {
 		return Outcome{Done: "start guard not set up: start let through"}
 	}
@@ -193,6 +203,8 @@ func (r *Runner) guardStart(ctx context.Context, a Action) Outcome {
 	doms, err := r.Xen.List(ctx)
 	if err != nil {
 		r.log().Warn("start guard: domains not listed; judging on the records alone", "instance", a.Instance, "err", err)
+	} else {
+		rs.guardSaw, rs.guardListed = doms, true
 	}
 	in.Domains = doms
 	intents, problems := r.Intents.Intents(now)
@@ -232,11 +244,16 @@ func (r *Runner) guardStart(ctx context.Context, a Action) Outcome {
 
 // destroyDead destroys the preserved dead domains of instance, by domid,
 // each re-checked right before (destroy.Safely). A crashed one is dumped
-// first when a dump directory is configured.
-func (r *Runner) destroyDead(ctx context.Context, instance string) Outcome {
-	doms, err := r.Xen.List(ctx)
-	if err != nil {
-		return Outcome{Err: fmt.Errorf("list domains: %w", err)}
+// first when a dump directory is configured. After the start guard it
+// considers only the domains the guard judged (destroy.Safely then skips
+// any whose state changed since), else it lists them itself.
+func (r *Runner) destroyDead(ctx context.Context, instance string, rs *runState) Outcome {
+	doms := rs.guardSaw
+	if !rs.guardListed {
+		var err error
+		if doms, err = r.Xen.List(ctx); err != nil {
+			return Outcome{Err: fmt.Errorf("list domains: %w", err)}
+		}
 	}
 	dead := detect.DeadDomainsOf(doms, instance)
 	if len(dead) == 0 {
