@@ -124,8 +124,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	if c.EnvFile != "" {
 		e, err := hooks.ReadEnvFile(c.EnvFile)
 		if err != nil {
-			log.Error(err.Error())
-			return 2
+			// The phase is then the process environment's, if any.
+			log.Error(err.Error() + "; nothing done")
+			return fail(2)
 		}
 		env = hooks.GanetiEnv(envList(e))
 	}

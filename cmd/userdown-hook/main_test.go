@@ -548,3 +548,33 @@ func TestStartHooksXM(t *testing.T) {
 	n.xlRun("create", cfg)
 	wantCode(t, n.runHook(capture(t, "xen-instance-startup--instance-start-post.d.env")), 0)
 }
+
+// TestUnreadableEnvFileNeverFailsAPrePhase: an --env-file that cannot be
+// read is logged (naming the file) and, as every other problem of a pre
+// phase or of a phase that cannot be read, exits 0; a post phase exits 2.
+//
+// Reference: doc/design.md, "Hooks": a pre hook never fails.
+func TestUnreadableEnvFileNeverFailsAPrePhase(t *testing.T) {
+	n := newNode(t, "node1.example.com")
+	missing := filepath.Join(n.dir, "no-such.env")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		code int
+	}{
+		{"pre phase", capture(t, "xen-instance-shutdown--instance-stop-pre.d.env"), 0},
+		{"phase unknown", map[string]string{}, 0},
+		{"post phase", capture(t, "xen-instance-shutdown--instance-stop-post.d.env"), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := n.runHook(tc.env, "--env-file", missing)
+			wantCode(t, r, tc.code)
+			if !strings.Contains(r.stderr, missing) {
+				t.Errorf("stderr does not name %s:\n%s", missing, r.stderr)
+			}
+			if files := n.stateFiles(); len(files) != 0 {
+				t.Errorf("state written from an unread environment: %v", files)
+			}
+		})
+	}
+}
