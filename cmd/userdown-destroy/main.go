@@ -49,7 +49,7 @@ configuration error, 3 Xen's or the cluster's state could not be read
 type flags struct {
 	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
 	JSON     bool             `name:"json" help:"Print the full report as JSON."`
-	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing."`
+	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing (the state dir included)."`
 	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
 	Reap     *int             `name:"reap" placeholder:"DOMID" help:"Reaper mode: wait for this domain to reach a preserved shutdown and destroy it."`
 	UUID     string           `name:"uuid" help:"Reaper mode: the uuid the domain must still have."`
@@ -120,8 +120,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return 0
 	}
 
+	// A dry run only reads: it writes no observation and prunes nothing.
+	lockRun := src.Store.LockRun
+	if c.DryRun {
+		lockRun = src.Store.ReadLock
+	}
 	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
-	lock, err := src.Store.LockRun(lctx)
+	lock, err := lockRun(lctx)
 	cancel()
 	if err != nil {
 		log.Error("another run holds the lock; nothing done", "err", err)
@@ -133,6 +138,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if err != nil {
 		log.Error(err.Error() + "; nothing changed")
 		return watcher.ExitCode(err)
+	}
+	if !c.DryRun {
+		watcher.Record(src, &res)
 	}
 	rep := res.Report
 	failed := watcher.Destroy(ctx, x, &rep, watcher.DestroyOptions{
