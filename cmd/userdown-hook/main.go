@@ -171,7 +171,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	defer stop()
 	r := &hooks.Runner{
 		Xen:       xen.NewClient(xen.Flavour(cfg.Xen.Toolstack), cfg.Xen.Command, cfg.Xen.Timeout.Duration),
-		Intents:   state.Open(cfg.State.Dir),
+		Intents:   state.Open(cfg.State.Dir).WithIntentTTL(cfg.State.IntentTTL.Duration),
 		ConfigDir: cfg.Xen.ConfigDir,
 		Actions:   cfg.Actions.ActionList(),
 		IntentTTL: cfg.State.IntentTTL.Duration,
