@@ -43,6 +43,17 @@ func runWatcherHook(t *testing.T, socket string) string {
 	return string(b)
 }
 
+// listenSyslog makes a syslog socket (datagrams, as /dev/log).
+func listenSyslog(t *testing.T) (string, *net.UnixConn) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "log")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sock, l
+}
+
 // The watcher hook's lines reach syslog when its socket takes them, and
 // the fallback file when there is no socket or nobody reads it (util-linux
 // logger exits 0 then, which lost every line).
@@ -58,11 +69,7 @@ func TestWatcherHookLogFallsBack(t *testing.T) {
 		}
 	})
 	t.Run("socket nobody reads", func(t *testing.T) {
-		sock := filepath.Join(t.TempDir(), "log")
-		l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sock, l := listenSyslog(t)
 		l.Close() // the socket file stays, with no reader behind it
 		got := runWatcherHook(t, sock)
 		if !strings.Contains(got, line) {
@@ -70,11 +77,7 @@ func TestWatcherHookLogFallsBack(t *testing.T) {
 		}
 	})
 	t.Run("syslog", func(t *testing.T) {
-		sock := filepath.Join(t.TempDir(), "log")
-		l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sock, l := listenSyslog(t)
 		defer l.Close()
 		got := make(chan string, 16)
 		go func() {

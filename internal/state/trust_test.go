@@ -140,6 +140,24 @@ func TestUnsafeStateDirRefused(t *testing.T) {
 	}
 }
 
+// sparseFile makes a file of size bytes that costs no disk.
+func sparseFile(t *testing.T, path string, size int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	must(t, err)
+	must(t, f.Truncate(size))
+	must(t, f.Close())
+}
+
+// allocated is how many bytes fn allocated.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -274,15 +292,10 @@ func TestOversizedIntentRefusedCheaply(t *testing.T) {
 	s := Open(dir)
 	must(t, s.RecordIntent(hookIntent("good", "stop", t0.Add(time.Hour))))
 	big := filepath.Join(dir, "intents", "instance@big@reboot.json")
-	f, err := os.Create(big)
-	must(t, err)
-	must(t, f.Truncate(512<<20)) // sparse: costs no disk
-	must(t, f.Close())
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	live, problems := s.Intents(t0)
-	runtime.ReadMemStats(&after)
-	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+	sparseFile(t, big, 512<<20)
+	var live []Intent
+	var problems []error
+	if got := allocated(func() { live, problems = s.Intents(t0) }); got > 1<<20 {
 		t.Errorf("reading the intents allocated %d bytes, want under 1 MiB", got)
 	}
 	if len(live) != 1 || live[0].Instance != "good" {
@@ -309,15 +322,10 @@ func TestOversizedIntentRefusedCheaply(t *testing.T) {
 func TestObservationsBoundedAndNotFuture(t *testing.T) {
 	t.Run("oversized", func(t *testing.T) {
 		s := Open(t.TempDir())
-		f, err := os.Create(s.ObservationsPath())
-		must(t, err)
-		must(t, f.Truncate(512<<20))
-		must(t, f.Close())
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		o, problems := s.LoadObservations(t0)
-		runtime.ReadMemStats(&after)
-		if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		sparseFile(t, s.ObservationsPath(), 512<<20)
+		var o Observations
+		var problems []error
+		if got := allocated(func() { o, problems = s.LoadObservations(t0) }); got > 1<<20 {
 			t.Errorf("allocated %d bytes, want under 1 MiB", got)
 		}
 		if len(o) != 0 || len(problems) != 1 || !strings.Contains(problems[0].Error(), s.ObservationsPath()) {
@@ -459,10 +467,7 @@ func TestProblemsForDoctor(t *testing.T) {
 	must(t, s.RecordIntent(hookIntent("a", "stop", t0.Add(time.Hour))))
 	must(t, os.Symlink("/etc/passwd", filepath.Join(dir, "observations.json")))
 	must(t, syscall.Mkfifo(filepath.Join(dir, "intents", "instance@b@stop.json"), 0o600))
-	f, err := os.Create(filepath.Join(dir, "intents", "instance@c@stop.json"))
-	must(t, err)
-	must(t, f.Truncate(intentLimit+1))
-	f.Close()
+	sparseFile(t, filepath.Join(dir, "intents", "instance@c@stop.json"), intentLimit+1)
 	var got []string
 	for _, p := range s.Problems() {
 		got = append(got, p.Error())
