@@ -125,3 +125,53 @@ func TestShutdownWhileIntentsLockHeld(t *testing.T) {
 		t.Errorf("Ganeti's own shutdown was marked down: %q", s)
 	}
 }
+
+// The attacks on the state dir, through the real binaries: a run.lock
+// planted as a link makes no run create its target, and a state dir
+// others may write in stops detect and destroy (exit 3, nothing changed:
+// its intents could allow a destroy).
+//
+// Reference: doc/design.md, "State files"; "Decisions", safety rule 4.
+func TestUntrustedStateDirRefused(t *testing.T) {
+	n := newNode(t, xen.XL, []instance{{name: "web1.example.com", admin: "up"}}, "")
+	n.start("web1.example.com")
+	n.xl("sim", "poweroff", "web1.example.com")
+	if err := os.MkdirAll(n.stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(n.dir, "created-by-root")
+	if err := os.Symlink(target, filepath.Join(n.stateDir, "run.lock")); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{n.detect, "--mark-down"}, {n.destroy}, {n.detect}, {n.destroy, "--dry-run"}} {
+		out, errs, code := n.run(cmd[0], cmd[1:]...)
+		if code != 3 || out != "" || !strings.Contains(errs, "symbolic link") {
+			t.Errorf("%v with a planted run.lock: exit %d, stdout %q; want 3, nothing, and the link named\n%s", cmd, code, out, errs)
+		}
+	}
+	if _, err := os.Lstat(target); !os.IsNotExist(err) {
+		t.Errorf("the planted link's target was created: %v", err)
+	}
+
+	if err := os.Remove(filepath.Join(n.stateDir, "run.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(n.stateDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{n.detect, "--mark-down"}, {n.destroy}, {n.detect}} {
+		out, errs, code := n.run(cmd[0], cmd[1:]...)
+		if code != 3 || out != "" || !strings.Contains(errs, n.stateDir) || !strings.Contains(errs, "mode 0777") {
+			t.Errorf("%v with a 0777 state dir: exit %d, stdout %q; want 3, nothing, and the dir and its mode named\n%s", cmd, code, out, errs)
+		}
+	}
+	if s := n.instanceState("web1.example.com"); s != "up" {
+		t.Errorf("admin state %q, want up", s)
+	}
+	if _, ok := n.domain("web1.example.com"); !ok {
+		t.Errorf("domain destroyed from an untrusted state dir")
+	}
+	if ents, _ := os.ReadDir(n.stateDir); len(ents) != 0 {
+		t.Errorf("written into the untrusted state dir: %v", ents)
+	}
+}

@@ -578,3 +578,23 @@ func TestUnreadableEnvFileNeverFailsAPrePhase(t *testing.T) {
 		})
 	}
 }
+
+// TestUntrustedStateDirNeverFailsAPrePhase: a state dir others may write
+// in is refused (logged, naming it and its mode; nothing written), and a
+// pre phase still exits 0.
+//
+// Reference: doc/design.md, "State files"; "Hooks": a pre hook never fails.
+func TestUntrustedStateDirNeverFailsAPrePhase(t *testing.T) {
+	n := newNode(t, "node1.example.com")
+	if err := os.Chmod(n.stateDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r := n.runHook(capture(t, "xen-instance-shutdown--instance-stop-pre.d.env"))
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stderr+r.stdout, n.stateDir) || !strings.Contains(r.stderr+r.stdout, "mode 0777") {
+		t.Errorf("the refusal does not name the dir and its mode:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+	if files := n.stateFiles(); len(files) != 0 {
+		t.Errorf("written into an untrusted state dir: %v", files)
+	}
+}
