@@ -140,13 +140,19 @@ func TestUnsafeStateDirRefused(t *testing.T) {
 	}
 }
 
-// sparseFile makes a file of size bytes that costs no disk.
-func sparseFile(t *testing.T, path string, size int64) {
+// sparse makes a file of size bytes that costs no disk.
+func sparse(t testing.TB, path string, size int64) {
 	t.Helper()
 	f, err := os.Create(path)
-	must(t, err)
-	must(t, f.Truncate(size))
-	must(t, f.Close())
+	if err == nil {
+		err = f.Truncate(size)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // allocated is how many bytes fn allocated.
@@ -292,7 +298,7 @@ func TestOversizedIntentRefusedCheaply(t *testing.T) {
 	s := Open(dir)
 	must(t, s.RecordIntent(hookIntent("good", "stop", t0.Add(time.Hour))))
 	big := filepath.Join(dir, "intents", "instance@big@reboot.json")
-	sparseFile(t, big, 512<<20)
+	sparse(t, big, 512<<20)
 	var live []Intent
 	var problems []error
 	if got := allocated(func() { live, problems = s.Intents(t0) }); got > 1<<20 {
@@ -322,7 +328,7 @@ func TestOversizedIntentRefusedCheaply(t *testing.T) {
 func TestObservationsBoundedAndNotFuture(t *testing.T) {
 	t.Run("oversized", func(t *testing.T) {
 		s := Open(t.TempDir())
-		sparseFile(t, s.ObservationsPath(), 512<<20)
+		sparse(t, s.ObservationsPath(), 512<<20)
 		var o Observations
 		var problems []error
 		if got := allocated(func() { o, problems = s.LoadObservations(t0) }); got > 1<<20 {
@@ -467,7 +473,7 @@ func TestProblemsForDoctor(t *testing.T) {
 	must(t, s.RecordIntent(hookIntent("a", "stop", t0.Add(time.Hour))))
 	must(t, os.Symlink("/etc/passwd", filepath.Join(dir, "observations.json")))
 	must(t, syscall.Mkfifo(filepath.Join(dir, "intents", "instance@b@stop.json"), 0o600))
-	sparseFile(t, filepath.Join(dir, "intents", "instance@c@stop.json"), intentLimit+1)
+	sparse(t, filepath.Join(dir, "intents", "instance@c@stop.json"), intentLimit+1)
 	var got []string
 	for _, p := range s.Problems() {
 		got = append(got, p.Error())
