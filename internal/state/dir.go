@@ -40,12 +40,18 @@ type UnsafeDirError struct {
 	UID  uint32
 	Mode uint32 // permission bits, with setuid, setgid and sticky
 	Why  string
+	// Above: Path is a directory above the state dir.
+	Above bool
 }
 
 // Error names the directory, its owner and mode, and the fix.
 func (e *UnsafeDirError) Error() string {
-	return fmt.Sprintf("state dir: %s (owner uid %d, mode %04o) %s: refused (fix: chown root:root %s && chmod 0700 %s, or choose another [state] dir)",
-		e.Path, e.UID, e.Mode, e.Why, e.Path, e.Path)
+	fix := "chmod 0700 " + e.Path
+	if e.Above {
+		fix = "chmod go-w " + e.Path
+	}
+	return fmt.Sprintf("state dir: %s (owner uid %d, mode %04o) %s: refused (fix: chown root:root %s && %s, or choose another [state] dir)",
+		e.Path, e.UID, e.Mode, e.Why, e.Path, fix)
 }
 
 // trustDir checks one directory's owner and mode. Above the state
@@ -53,7 +59,7 @@ func (e *UnsafeDirError) Error() string {
 // entry's owner can replace it there.
 func trustDir(path string, st *syscall.Stat_t, above bool) error {
 	bad := func(why string) error {
-		return &UnsafeDirError{Path: path, UID: st.Uid, Mode: st.Mode & 0o7777, Why: why}
+		return &UnsafeDirError{Path: path, UID: st.Uid, Mode: st.Mode & 0o7777, Why: why, Above: above}
 	}
 	switch {
 	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
