@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -364,4 +366,139 @@ func TestDefaultPath(t *testing.T) {
 	if got := xenstore.DefaultPath(); got != want {
 		t.Errorf("DefaultPath() = %q, want %q", got, want)
 	}
+}
+
+// xenstoreTool runs one of Debian's xenstore clients (xenstore-utils)
+// against d and returns its stdout.
+func xenstoreTool(t *testing.T, d *xstest.Daemon, tool string, args ...string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Fatalf("%s is missing: apt-get install -y xenstore-utils", tool)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Env = append(os.Environ(), d.Env())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), err
+}
+
+// Differential check: Debian's clients and this package, on one
+// simulator, see the same store.
+func TestAgreesWithDebianClients(t *testing.T) {
+	d := xstest.Start(t)
+	c := dial(t, d)
+	ctx := testCtx(t)
+	must := func(out string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	// Theirs written, ours read, and the other way round.
+	must(xenstoreTool(t, d, "xenstore-write", "/vm/web1/name", "web1.example.com", "/vm/web1/on_poweroff", "preserve"))
+	if err := c.Write(ctx, "/vm/web2/name", []byte("web2 example")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Read(ctx, "/vm/web1/name"); err != nil || string(got) != "web1.example.com" {
+		t.Errorf("our Read of xenstore-write's value = %q, %v", got, err)
+	}
+	if got := must(xenstoreTool(t, d, "xenstore-read", "/vm/web2/name")); got != "web2 example\n" {
+		t.Errorf("xenstore-read of our Write = %q", got)
+	}
+	for _, p := range []string{"/", "/vm", "/vm/web1", "/local/domain/0"} {
+		ours, err := c.Directory(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs := strings.Fields(must(xenstoreTool(t, d, "xenstore-list", p)))
+		if diff := cmp.Diff(theirs, ours); diff != "" {
+			t.Errorf("Directory(%s) against xenstore-list (-theirs +ours):\n%s", p, diff)
+		}
+	}
+	if _, err := xenstoreTool(t, d, "xenstore-read", "/vm/none"); err == nil {
+		t.Error("xenstore-read of a missing node succeeded")
+	}
+	if _, err := c.Read(ctx, "/vm/none"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("our Read of a missing node = %v, want ENOENT", err)
+	}
+
+	// Their writes fire our watch.
+	if err := c.Watch(ctx, "/vm", "vms"); err != nil {
+		t.Fatal(err)
+	}
+	next(t, c)
+	must(xenstoreTool(t, d, "xenstore-write", "/vm/web3/name", "web3"))
+	if diff := cmp.Diff(xenstore.Event{Path: "/vm/web3/name", Token: "vms"}, next(t, c)); diff != "" {
+		t.Errorf("event of xenstore-write (-want +got):\n%s", diff)
+	}
+	// Our writes fire theirs: xenstore-watch -n 2 prints the registration
+	// and our write, then exits.
+	watchOut := make(chan string, 1)
+	go func() {
+		out, err := xenstoreTool(t, d, "xenstore-watch", "-n", "2", "/vm/web4")
+		if err != nil {
+			out = err.Error()
+		}
+		watchOut <- out
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Until xenstore-watch has registered, writes are not seen: write
+		// again until it has both lines.
+		if err := c.Write(ctx, "/vm/web4/name", []byte("web4")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case out := <-watchOut:
+			if out != "/vm/web4\n/vm/web4/name\n" {
+				t.Errorf("xenstore-watch printed %q", out)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("xenstore-watch saw none of our writes within 5s")
+		}
+	}
+}
+
+// A guest's poweroff on the Xen simulator reaches a watcher of
+// @releaseDomain, as on a node.
+func TestReleaseDomainFromXensim(t *testing.T) {
+	d := xstest.Start(t)
+	c := dial(t, d)
+	ctx := testCtx(t)
+	if err := c.Watch(ctx, "@releaseDomain", "rel"); err != nil {
+		t.Fatal(err)
+	}
+	next(t, c)
+	dir := t.TempDir()
+	xl := testbin.BuildAs(t, "ganeti-userdown/testdata/xensim", "xl")
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(xl, args...)
+		cmd.Env = append(os.Environ(), "XENSIM_STATE="+filepath.Join(dir, "state.json"), "XENSIM_LOG=", "XENSIM_SHUTDOWN_DELAY=", d.Env())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("xl %v: %v\n%s", args, err, out)
+		}
+	}
+	cfg := filepath.Join(dir, "web1.cfg")
+	if err := os.WriteFile(cfg, []byte("name = 'web1'\nmemory = 128\non_poweroff = 'preserve'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("create", cfg)
+	quiet(t, c, 100*time.Millisecond)
+	run("sim", "poweroff", "web1")
+	if diff := cmp.Diff(xenstore.Event{Path: "@releaseDomain", Token: "rel"}, next(t, c)); diff != "" {
+		t.Errorf("event of a poweroff (-want +got):\n%s", diff)
+	}
+	quiet(t, c, 100*time.Millisecond)
 }
