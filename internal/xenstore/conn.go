@@ -148,19 +148,30 @@ func (c *Conn) fail(err error) {
 // "@releaseDomain" or "@introduceDomain", on what xenstored invents for
 // it. xenstored fires the watch once right after it is registered. A
 // call cancelled by ctx may still have registered the watch.
+//
+// Several watches may share a token; an event names the token of the
+// watch it fired, and the path that changed.
 func (c *Conn) Watch(ctx context.Context, path, token string) error {
-	if err := c.ok(ctx, TypeWatch, "watch", path, nulStrings(path, token)); err != nil {
-		return err
+	if strings.IndexByte(token, 0) >= 0 {
+		return opError("watch", path, errors.New("token contains a NUL byte"))
 	}
-	c.mu.Lock()
-	c.watches[Event{Path: path, Token: token}] = true
-	c.mu.Unlock()
-	return nil
+	err := c.ok(ctx, TypeWatch, "watch", path, nulStrings(path, token))
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// Known, for coalescing, also when it may have been registered.
+		c.mu.Lock()
+		c.watches[Event{Path: path, Token: token}] = true
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // Unwatch removes the watch on path with token; xenstored answers ENOENT
-// for one it does not have.
+// for one it does not have. Events the watch fired before may still
+// come.
 func (c *Conn) Unwatch(ctx context.Context, path, token string) error {
+	if strings.IndexByte(token, 0) >= 0 {
+		return opError("unwatch", path, errors.New("token contains a NUL byte"))
+	}
 	c.mu.Lock()
 	delete(c.watches, Event{Path: path, Token: token})
 	c.mu.Unlock()

@@ -8,6 +8,17 @@
 // either direction is a 16-byte header of four native-endian uint32
 // (type, request id, transaction id, payload length) followed by at
 // most PayloadMax bytes of payload.
+//
+// Use: Dial a Conn (DefaultPath finds the node's socket), Watch
+// "@releaseDomain", and range over Events; when the range ends,
+// xenstored went away (Err says why) and a new Dial is needed, with the
+// watches set again. Read, Write and Directory serve everything else.
+//
+// What it leaves out: transactions (every request goes outside one),
+// lists of children longer than one payload (DIRECTORY_PART: Directory
+// fails with E2BIG), and the kernel's xenbus device, which libxenstore
+// falls back to when there is no socket (xenstored in a stub domain):
+// this client needs xenstored's socket in dom0.
 package xenstore
 
 import (
