@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ganeti-userdown/internal/testbin"
+	"ganeti-userdown/testdata/xenstored/xslog"
 	"ganeti-userdown/testdata/xenstored/xstest"
 	"ganeti-userdown/testdata/xenstored/xswire"
 )
@@ -357,5 +358,47 @@ func TestProtocolViolations(t *testing.T) {
 	rw.Flush()
 	if m, err := xswire.Receive(rw); err == nil {
 		t.Errorf("reply to a 4097-byte payload: %+v, want the connection dropped", m)
+	}
+}
+
+// The request log says who watches what, and forgets a watcher once it
+// is gone or the simulator restarted.
+func TestRequestLog(t *testing.T) {
+	d := xstest.Start(t)
+	c := newDebian(t, d)
+	if xslog.Watching(d.Log(t), "@releaseDomain") {
+		t.Fatal("watching before any client")
+	}
+	w := c.watch("@releaseDomain")
+	d.WaitWatching(t, "@releaseDomain", 5*time.Second)
+	c.ok("xenstore-write", "/vm/a", "1")
+	var got []string
+	for _, e := range d.Log(t) {
+		got = append(got, fmt.Sprintf("%s %d %q %s %d", e.Op, e.Client, e.Args, e.Error, e.Watchers))
+	}
+	want := []string{
+		`connect 1 []  0`,
+		`WATCH 1 ["@releaseDomain" "@releaseDomain"]  0`,
+		`connect 2 []  0`,
+		`fire 0 ["/vm/a"]  0`,
+		`WRITE 2 ["/vm/a" "1"]  0`,
+		`disconnect 2 []  0`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("request log (-want +got):\n%s", diff)
+	}
+	w.cmd.Process.Kill()
+	w.cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for xslog.Watching(d.Log(t), "@releaseDomain") {
+		if time.Now().After(deadline) {
+			t.Fatal("still watching after the watcher was killed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.watch("@releaseDomain")
+	d.Restart(t)
+	if xslog.Watching(d.Log(t), "@releaseDomain") {
+		t.Error("watching after a restart")
 	}
 }
