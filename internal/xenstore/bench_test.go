@@ -61,10 +61,7 @@ func BenchmarkWriteToEvent(b *testing.B) {
 	d := xstest.Start(b)
 	watcher, writer := dial(b, d), dial(b, d)
 	ctx := context.Background()
-	if err := watcher.Watch(ctx, "/bench", "b"); err != nil {
-		b.Fatal(err)
-	}
-	next(b, watcher)
+	watch(b, watcher, "/bench", "b")
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -85,11 +82,7 @@ func BenchmarkWriteToEvent(b *testing.B) {
 func BenchmarkReleaseToEvent(b *testing.B) {
 	d := xstest.Start(b)
 	watcher := dial(b, d)
-	ctx := context.Background()
-	if err := watcher.Watch(ctx, "@releaseDomain", "rel"); err != nil {
-		b.Fatal(err)
-	}
-	next(b, watcher)
+	watch(b, watcher, "@releaseDomain", "rel")
 	xen, err := net.Dial("unix", d.Socket)
 	if err != nil {
 		b.Fatal(err)

@@ -364,27 +364,34 @@ func (st *store) handle(c *client, m xswire.Msg) ([]byte, error) {
 		}
 		return ""
 	}
-	switch m.Type {
-	case xswire.Read:
+	// The node the request names, which must exist.
+	existing := func() (string, *node, error) {
 		p, err := canonical(arg(0), false)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		n := st.nodes[p]
-		if n == nil {
-			return nil, eENOENT
+		if st.nodes[p] == nil {
+			return "", nil, eENOENT
+		}
+		return p, st.nodes[p], nil
+	}
+	switch m.Type {
+	case xswire.Read:
+		_, n, err := existing()
+		if err != nil {
+			return nil, err
 		}
 		return slices.Clone(n.value), nil
 	case xswire.Write:
-		i := strings.IndexByte(string(m.Body), 0)
-		if i < 0 {
+		path, value, found := strings.Cut(string(m.Body), "\x00")
+		if !found {
 			return nil, eINVAL
 		}
-		p, err := canonical(string(m.Body[:i]), false)
+		p, err := canonical(path, false)
 		if err != nil {
 			return nil, err
 		}
-		st.write(p, m.Body[i+1:])
+		st.write(p, []byte(value))
 		st.fire(p)
 		return ok, nil
 	case xswire.Mkdir:
@@ -398,29 +405,22 @@ func (st *store) handle(c *client, m xswire.Msg) ([]byte, error) {
 		return ok, nil
 	case xswire.Rm:
 		p, err := canonical(arg(0), false)
-		if err != nil {
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if p == "/" {
+		case p == "/":
 			return nil, eINVAL
+		case st.nodes[p] != nil:
+			st.rm(p)
+			st.fireChange(p, true)
+		case st.nodes[parent(p)] == nil:
+			return nil, eENOENT
 		}
-		if st.nodes[p] == nil {
-			if st.nodes[parent(p)] == nil {
-				return nil, eENOENT
-			}
-			return ok, nil
-		}
-		st.rm(p)
-		st.fireChange(p, true)
 		return ok, nil
 	case xswire.Directory:
-		p, err := canonical(arg(0), false)
+		_, n, err := existing()
 		if err != nil {
 			return nil, err
-		}
-		n := st.nodes[p]
-		if n == nil {
-			return nil, eENOENT
 		}
 		b := xswire.Strings(n.children...)
 		if len(b) > xswire.MaxPayload {
@@ -428,23 +428,15 @@ func (st *store) handle(c *client, m xswire.Msg) ([]byte, error) {
 		}
 		return b, nil
 	case xswire.GetPerms:
-		p, err := canonical(arg(0), false)
+		_, n, err := existing()
 		if err != nil {
 			return nil, err
-		}
-		n := st.nodes[p]
-		if n == nil {
-			return nil, eENOENT
 		}
 		return xswire.Strings(n.perms...), nil
 	case xswire.SetPerms:
-		p, err := canonical(arg(0), false)
+		p, n, err := existing()
 		if err != nil {
 			return nil, err
-		}
-		n := st.nodes[p]
-		if n == nil {
-			return nil, eENOENT
 		}
 		if len(f) < 2 {
 			return nil, eINVAL
