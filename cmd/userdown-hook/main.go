@@ -143,8 +143,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	if c.EnvFile != "" {
 		e, err := hooks.ReadEnvFile(c.EnvFile)
 		if err != nil {
-			log.Error(err.Error())
-			return 2
+			// The phase is then the process environment's, if any.
+			log.Error(err.Error() + "; nothing done")
+			return fail(2)
 		}
 		env = hooks.GanetiEnv(envList(e))
 	}
@@ -192,7 +193,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	defer stop()
 	x := xen.NewClient(xen.Flavour(cfg.Xen.Toolstack), cfg.Xen.Command, cfg.Xen.Timeout.Duration)
 	x.SetLogger(log)
-	store := state.Open(cfg.State.Dir)
+	store := state.Open(cfg.State.Dir).WithIntentTTL(cfg.State.IntentTTL.Duration)
 	r := &hooks.Runner{
 		Xen:           x,
 		Intents:       store,
