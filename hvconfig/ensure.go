@@ -3,10 +3,12 @@ package hvconfig
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"ganeti-userdown/internal/atomicfile"
 	"ganeti-userdown/internal/config"
@@ -136,18 +138,7 @@ func (f *File) ensure(actions []config.KeyValue) ([]byte, bool, error) {
 // a double quote when those are in the majority, else a single quote (as
 // Ganeti writes).
 func (f *File) QuoteStyle() byte {
-	single, double := 0, 0
-	for _, t := range f.tokens {
-		if t.Kind != TokString {
-			continue
-		}
-		if f.src[t.Start] == '"' {
-			double++
-		} else {
-			single++
-		}
-	}
-	if double > single {
+	if f.doubleQuoted > f.singleQuoted {
 		return '"'
 	}
 	return '\''
@@ -225,11 +216,7 @@ func validKey(k string) bool {
 // followed and its target rewritten. A config Xen rejects is left alone
 // and the *SyntaxError returned.
 func RewriteFile(path string, actions []config.KeyValue) (changed bool, err error) {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return false, fmt.Errorf("rewrite %s: %w", path, err)
-	}
-	src, err := os.ReadFile(real)
+	real, src, err := readFile(path)
 	if err != nil {
 		return false, fmt.Errorf("rewrite %s: %w", path, err)
 	}
@@ -243,6 +230,40 @@ func RewriteFile(path string, actions []config.KeyValue) (changed bool, err erro
 	return true, nil
 }
 
+// readFile resolves path's links and reads the file they lead to, which
+// must be a regular file of at most MaxFileSize bytes. It is opened
+// without blocking (a FIFO is refused, not waited on) and checked on the
+// open descriptor, so what is read is what was checked.
+func readFile(path string) (real string, src []byte, err error) {
+	real, err = filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", nil, fmt.Errorf("%s is not a regular file (%s): left alone", real, fi.Mode().Type())
+	}
+	if fi.Size() > MaxFileSize {
+		return "", nil, fmt.Errorf("%s is larger than %d bytes (%d): left alone", real, MaxFileSize, fi.Size())
+	}
+	src, err = io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return "", nil, err
+	}
+	if len(src) > MaxFileSize {
+		return "", nil, fmt.Errorf("%s grew larger than %d bytes while read: left alone", real, MaxFileSize)
+	}
+	return real, src, nil
+}
+
 // CheckFile reports which actions the file at path does not carry yet
 // (see (*File).Missing); an empty result means RewriteFile would leave the
 // file unchanged.
@@ -250,7 +271,7 @@ func CheckFile(path string, actions []config.KeyValue) (missing []config.KeyValu
 	if err := checkActions(actions); err != nil {
 		return nil, fmt.Errorf("check %s: %w", path, err)
 	}
-	src, err := os.ReadFile(path)
+	_, src, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %w", path, err)
 	}
