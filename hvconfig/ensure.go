@@ -3,15 +3,12 @@ package hvconfig
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"ganeti-userdown/internal/atomicfile"
 	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/trust"
 )
 
 // Ensure returns src with every action key set to its value. Every
@@ -230,38 +227,14 @@ func RewriteFile(path string, actions []config.KeyValue) (changed bool, err erro
 	return true, nil
 }
 
-// readFile resolves path's links and reads the file they lead to, which
-// must be a regular file of at most MaxFileSize bytes. It is opened
-// without blocking (a FIFO is refused, not waited on) and checked on the
-// open descriptor, so what is read is what was checked.
+// readFile reads the domain config at path (links followed): a regular
+// file of at most MaxFileSize bytes, opened without blocking.
 func readFile(path string) (real string, src []byte, err error) {
-	real, err = filepath.EvalSymlinks(path)
+	f, err := trust.ReadRegular(path, MaxFileSize)
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("%w: left alone", err)
 	}
-	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return "", nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return "", nil, fmt.Errorf("%s is not a regular file (%s): left alone", real, fi.Mode().Type())
-	}
-	if fi.Size() > MaxFileSize {
-		return "", nil, fmt.Errorf("%s is larger than %d bytes (%d): left alone", real, MaxFileSize, fi.Size())
-	}
-	src, err = io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return "", nil, err
-	}
-	if len(src) > MaxFileSize {
-		return "", nil, fmt.Errorf("%s grew larger than %d bytes while read: left alone", real, MaxFileSize)
-	}
-	return real, src, nil
+	return f.Path, f.Data, nil
 }
 
 // CheckFile reports which actions the file at path does not carry yet
