@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"ganeti-userdown/internal/trust"
 )
 
 // DefaultPath is where the configuration lives on a node.
@@ -185,21 +187,41 @@ func Resolve(flag string, getenv func(string) string) (path string, explicit boo
 	return DefaultPath, false
 }
 
+// MaxFileSize bounds the configuration file (the packaged one is 3 KiB).
+const MaxFileSize = 1 << 20
+
 // Load reads the configuration at path. When explicit is false and the
-// file does not exist, the defaults are returned.
+// file does not exist, the defaults are returned. Running as root, the
+// file and the [xen] command it names must be root's (see package trust:
+// owned by root and not writable by group or others, nor any directory on
+// the way): anyone who could write them could make root run anything.
+// Only a regular file is read, without blocking.
 func Load(path string, explicit bool) (Config, error) {
-	b, err := os.ReadFile(path)
+	f, err := trust.ReadFile(path, MaxFileSize)
 	if err != nil {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			return Default(), nil
 		}
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
-	c, err := Parse(path, b)
+	c, err := Parse(path, f.Data)
 	if err != nil {
 		return Config{}, err
 	}
+	if err := CheckCommand(c.Xen.Command); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
 	return c, nil
+}
+
+// CheckCommand refuses, running as root, a [xen] command that root must
+// not run (see trust.Check). A command that does not exist passes: running
+// it fails, and doctor says so.
+func CheckCommand(command string) error {
+	if _, err := trust.Check(command); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("[xen] command %s: %w", command, err)
+	}
+	return nil
 }
 
 // LoadFrom resolves the configuration path from a --config flag value and
