@@ -81,6 +81,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-destroy")
+	// SIGTERM and SIGINT stop every blocking step from here on (the run
+	// lock, the toolstack, the master).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
@@ -92,9 +96,6 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		log.Error(err.Error())
 		return 2
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	if c.Reap != nil {
 		wait := c.Wait

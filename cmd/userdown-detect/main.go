@@ -65,6 +65,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return parsed.Code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-detect")
+	// SIGTERM and SIGINT stop every blocking step from here on (the run
+	// lock, the toolstack, the master).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
@@ -76,9 +80,6 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		log.Error(err.Error())
 		return 2
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
 	lock, err := src.Store.LockRun(lctx)

@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"ganeti-userdown/internal/config"
@@ -29,7 +31,8 @@ type DoctorCmd struct {
 // Run prints the report (text, or JSON with --json) and exits 1 when some
 // check failed.
 func (c *DoctorCmd) Run(g *Globals) error {
-	ctx := context.Background()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	f := c.gather(ctx, g)
 	r := doctor.Check(f)
 	if g.JSON {
