@@ -233,6 +233,18 @@ func LoadFrom(flag string, getenv func(string) string) (Config, error) {
 
 // Parse decodes a configuration document; name is used in error messages.
 func Parse(name string, b []byte) (Config, error) {
+	if c, ok := parseSimple(b); ok {
+		c.Path = name
+		if err := c.Validate(); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", name, err)
+		}
+		return c, nil
+	}
+	return parseTOML(name, b)
+}
+
+// parseTOML is Parse with the full TOML decoder.
+func parseTOML(name string, b []byte) (Config, error) {
 	c := Default()
 	md, err := toml.Decode(string(b), &c)
 	if err != nil {
