@@ -197,14 +197,7 @@ const MaxFileSize = 1 << 20
 // the way): anyone who could write them could make root run anything.
 // Only a regular file is read, without blocking.
 func Load(path string, explicit bool) (Config, error) {
-	f, err := trust.ReadFile(path, MaxFileSize)
-	if err != nil {
-		if !explicit && errors.Is(err, fs.ErrNotExist) {
-			return Default(), nil
-		}
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
-	}
-	c, err := Parse(path, f.Data)
+	c, err := Read(path, explicit)
 	if err != nil {
 		return Config{}, err
 	}
@@ -212,6 +205,19 @@ func Load(path string, explicit bool) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// Read is Load without the check of [xen] command: the shim, which must
+// reach a toolstack even when that one cannot be run, checks it itself.
+func Read(path string, explicit bool) (Config, error) {
+	f, err := trust.ReadFile(path, MaxFileSize)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return Default(), nil
+		}
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return Parse(path, f.Data)
 }
 
 // CheckCommand refuses, running as root, a [xen] command that root must
