@@ -17,6 +17,8 @@ import (
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/doctor"
 	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/shim"
+	"ganeti-userdown/internal/trust"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -64,6 +66,7 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 	cfg, err := config.Load(path, explicit)
 	if err != nil {
 		f.ConfigErr = err.Error()
+		f.ConfigUntrusted = trust.IsRefused(err)
 		// Check the rest against what the package installs.
 		cfg = config.Default()
 		cfg.Xen.Command = filepath.Join(c.RealDir, "xl")
@@ -77,8 +80,18 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 	}
 
 	f.Toolstack = inspect(cfg.Xen.Command, self)
+	f.Toolstack.Untrusted = untrusted(cfg.Xen.Command)
+	if !f.Toolstack.Exists || f.Toolstack.Untrusted != "" || f.Toolstack.Shim || !f.Toolstack.Regular || f.Toolstack.Perm&0o111 == 0 {
+		layout := shim.DefaultLayout
+		layout.RealDir = c.RealDir
+		chosen, _ := shim.ChooseToolstack(cfg.Xen.Toolstack, cfg.Xen.Command, layout)
+		f.ShimFallback = chosen.Path
+	}
 	t := f.Toolstack
 	switch {
+	case t.Untrusted != "":
+		f.ToolstackRun.Skipped = "root must not run it"
+		f.DomainsErr = "the toolstack " + cfg.Xen.Command + " is not run: root must not trust it"
 	case !t.Resolved || !t.Regular || t.Perm&0o111 == 0:
 		f.ToolstackRun.Skipped = "not an executable file"
 		f.DomainsErr = "the toolstack " + cfg.Xen.Command + " cannot be run"
@@ -94,6 +107,7 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 	}
 	f.Watcher = inspect(filepath.Join(c.HooksDir, "watcher", doctor.HookName), self)
 	f.Credentials = inspectNoFollow(cfg.Cluster.RAPICredentials)
+	f.Credentials.Untrusted = untrusted(cfg.Cluster.RAPICredentials)
 
 	if f.ConfigErr != "" {
 		f.Master.Skipped = "the configuration does not parse"
@@ -206,6 +220,14 @@ func inspect(p string, self fs.FileInfo) doctor.File {
 	f.Perm = fi.Mode().Perm()
 	f.Shim = self != nil && os.SameFile(fi, self)
 	return f
+}
+
+// untrusted says why root must not trust p (see trust.Check), or "".
+func untrusted(p string) string {
+	if _, err := trust.Check(p); trust.IsRefused(err) {
+		return err.Error()
+	}
+	return ""
 }
 
 // inspectNoFollow describes p itself: a secret's own mode counts.
