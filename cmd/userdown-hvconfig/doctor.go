@@ -17,7 +17,7 @@ import (
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/doctor"
 	"ganeti-userdown/internal/ganeti"
-	"ganeti-userdown/internal/shim"
+	"ganeti-userdown/internal/toolstack"
 	"ganeti-userdown/internal/trust"
 	"ganeti-userdown/internal/xen"
 )
@@ -82,9 +82,9 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 	f.Toolstack = inspect(cfg.Xen.Command, self)
 	f.Toolstack.Untrusted = untrusted(cfg.Xen.Command)
 	if !f.Toolstack.Exists || f.Toolstack.Untrusted != "" || f.Toolstack.Shim || !f.Toolstack.Regular || f.Toolstack.Perm&0o111 == 0 {
-		layout := shim.DefaultLayout
+		layout := toolstack.DefaultLayout
 		layout.RealDir = c.RealDir
-		chosen, _ := shim.ChooseToolstack(cfg.Xen.Toolstack, cfg.Xen.Command, layout)
+		chosen, _ := toolstack.ChooseToolstack(cfg.Xen.Toolstack, cfg.Xen.Command, layout)
 		f.ShimFallback = chosen.Path
 	}
 	t := f.Toolstack

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"ganeti-userdown/internal/shim"
+	"ganeti-userdown/internal/toolstack"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -41,5 +42,5 @@ func (c *ExecCmd) Run(g *Globals) error {
 
 // shimMain is the shim invoked under the toolstack's own name.
 func shimMain(name string, args []string, getenv func(string) string, stderr io.Writer) int {
-	return shim.Main(name, args, getenv, stderr, shim.DefaultLayout)
+	return shim.Main(name, args, getenv, stderr, toolstack.DefaultLayout)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/toolstack"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -25,7 +26,7 @@ const (
 // logged and the built-in defaults apply, and a [xen] command that cannot
 // be run gives way to the diverted toolstack, else the distribution's
 // (see ChooseToolstack), with an error on stderr saying so.
-func Main(name string, args []string, getenv func(string) string, stderr io.Writer, l Layout) int {
+func Main(name string, args []string, getenv func(string) string, stderr io.Writer, l toolstack.Layout) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	path, explicit := config.Resolve("", getenv)
 	cfg, err := config.Read(path, explicit)
@@ -34,7 +35,7 @@ func Main(name string, args []string, getenv func(string) string, stderr io.Writ
 		log.Error("configuration not used: the built-in defaults apply, with the diverted toolstack", "err", err)
 		cfg, configured = config.Default(), ""
 	}
-	chosen, skipped := ChooseToolstack(name, configured, l)
+	chosen, skipped := toolstack.ChooseToolstack(name, configured, l)
 	for _, s := range skipped {
 		log.Error("toolstack cannot be run: fix [xen] command (userdown-hvconfig doctor)", "source", s.Source, "problem", s.Problem, "instead", chosen.Path)
 	}
@@ -51,7 +52,7 @@ func Main(name string, args []string, getenv func(string) string, stderr io.Writ
 // Run analyses args and execs the toolstack cfg.Xen.Command with them,
 // preparing the command first (see Exec). It returns only on failure.
 func Run(ctx context.Context, flavour xen.Flavour, cfg config.Config, args []string, getenv func(string) string, log *slog.Logger) error {
-	plan := Analyze(flavour, args, getenv("POSIXLY_CORRECT") != "")
+	plan := toolstack.Analyze(string(flavour), args, getenv("POSIXLY_CORRECT") != "")
 	return Exec(ctx, plan, Options{
 		Command: cfg.Xen.Command,
 		Actions: cfg.Actions.ActionList(),
