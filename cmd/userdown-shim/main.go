@@ -1,24 +1,84 @@
 // Command userdown-shim is the toolstack shim as the package installs it
-// in place of xl and xm (/usr/sbin/xl is a link to it): the same shim as
-// `userdown-hvconfig exec --`, in a binary that links nothing else, since
-// it runs before every toolstack call Ganeti makes. It has no options of
-// its own: under the name xl or xm every argument is the toolstack's.
+// in place of xl and xm (/usr/sbin/xl is a link to it). It runs before
+// every toolstack call Ganeti makes, so it links only what a pass-through
+// call needs: when the command line needs nothing done first (anything
+// but create and shutdown) and the configuration, root's and in the plain
+// subset of TOML, names a [xen] command that can be run, it execs that
+// command at once. Every other call it hands, unchanged, to the full
+// shim, userdown-hvconfig called as xl or xm (the same as
+// `userdown-hvconfig exec --`), which rewrites configs, records intents,
+// reads any configuration and falls back to another toolstack, logging
+// why.
+//
+// It has no options of its own: under the name xl or xm every argument
+// is the toolstack's.
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
-	"ganeti-userdown/internal/shim"
+	"ganeti-userdown/internal/configfile"
+	"ganeti-userdown/internal/plaintoml"
 	"ganeti-userdown/internal/toolstack"
+	"ganeti-userdown/internal/trust"
 )
 
+// fullShim is userdown-hvconfig where the package installs it; one beside
+// this executable (as in the tests) comes first.
+const fullShim = "/usr/sbin/userdown-hvconfig"
+
 func main() {
-	switch name := filepath.Base(os.Args[0]); name {
-	case "xl", "xm":
-		os.Exit(shim.Main(name, os.Args[1:], os.Getenv, os.Stderr, toolstack.DefaultLayout))
+	name := filepath.Base(os.Args[0])
+	if name != "xl" && name != "xm" {
+		os.Stderr.WriteString("userdown-shim: the toolstack shim of ganeti-userdown runs only under the name xl or xm (as /usr/sbin/xl, a link to it); to run it by hand: userdown-hvconfig exec -- ARGS (see userdown-hvconfig(8))\n")
+		os.Exit(2)
 	}
-	fmt.Fprintf(os.Stderr, "userdown-shim: the toolstack shim of ganeti-userdown runs only under the name xl or xm (a link /usr/sbin/xl -> %s); see userdown-hvconfig(8): userdown-hvconfig exec -- ARGS runs it by hand\n", os.Args[0])
-	os.Exit(2)
+	args := os.Args[1:]
+	env := os.Environ()
+	if command, ok := passThrough(name, args, os.Getenv); ok {
+		// On failure the full shim below says what went wrong.
+		_ = syscall.Exec(command, append([]string{command}, args...), env)
+	}
+	full := fullShim
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), "userdown-hvconfig"); exists(p) {
+			full = p
+		}
+	}
+	err := syscall.Exec(full, append([]string{name}, args...), env)
+	os.Stderr.WriteString("userdown-shim: cannot run the full shim " + full + ": " + err.Error() + " (reinstall ganeti-userdown)\n")
+	os.Exit(3)
+}
+
+// passThrough returns the toolstack to exec the command line with when
+// there is nothing to do but exec it: nothing to prepare, a configuration
+// root may trust, in the plain subset of TOML, naming an absolute [xen]
+// command that can be run (see toolstack.CheckToolstack).
+func passThrough(name string, args []string, getenv func(string) string) (string, bool) {
+	if toolstack.Analyze(name, args, getenv("POSIXLY_CORRECT") != "").Prepares() {
+		return "", false
+	}
+	path, _ := configfile.Resolve("", getenv)
+	f, err := trust.ReadFile(path, configfile.MaxSize)
+	if err != nil {
+		return "", false
+	}
+	command := ""
+	if !plaintoml.Scan(f.Data, func(section, key string, v plaintoml.Value) bool {
+		if section == "xen" && key == "command" {
+			command = v.String
+			return !v.IsInt
+		}
+		return true
+	}) || !filepath.IsAbs(command) || toolstack.CheckToolstack(command) != "" {
+		return "", false
+	}
+	return command, true
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -17,14 +17,16 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"ganeti-userdown/internal/configfile"
 	"ganeti-userdown/internal/trust"
 )
 
 // DefaultPath is where the configuration lives on a node.
-const DefaultPath = "/etc/ganeti/userdown.toml"
+const DefaultPath = configfile.DefaultPath
 
-// EnvVar names the environment variable that overrides DefaultPath.
-const EnvVar = "USERDOWN_CONFIG"
+// EnvVar names the environment variable that overrides DefaultPath (see
+// configfile.EnvVar: honoured as root too, under the same trust check).
+const EnvVar = configfile.EnvVar
 
 // Config is the whole configuration of ganeti-userdown on one node.
 type Config struct {
@@ -173,22 +175,13 @@ func Default() Config {
 	}
 }
 
-// Resolve returns the configuration path to use: the flag value when set,
-// else $USERDOWN_CONFIG, else DefaultPath. explicit reports whether the
-// path was asked for (a missing explicit file is an error; a missing
-// default file means built-in defaults).
+// Resolve returns the configuration path to use (see configfile.Resolve).
 func Resolve(flag string, getenv func(string) string) (path string, explicit bool) {
-	if flag != "" {
-		return flag, true
-	}
-	if v := getenv(EnvVar); v != "" {
-		return v, true
-	}
-	return DefaultPath, false
+	return configfile.Resolve(flag, getenv)
 }
 
 // MaxFileSize bounds the configuration file (the packaged one is 3 KiB).
-const MaxFileSize = 1 << 20
+const MaxFileSize = configfile.MaxSize
 
 // Load reads the configuration at path. When explicit is false and the
 // file does not exist, the defaults are returned. Running as root, the

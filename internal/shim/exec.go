@@ -35,8 +35,10 @@ type Options struct {
 // as it would without the shim.
 func Prepare(ctx context.Context, p toolstack.Plan, o Options) {
 	log := o.Log
-	if p.Problem != "" {
-		log.Debug("command line not analysed, passing it through", "problem", p.Problem)
+	if !p.Prepares() {
+		if p.Problem != "" {
+			log.Debug("command line not analysed, passing it through", "problem", p.Problem)
+		}
 		return
 	}
 	switch p.Verb {

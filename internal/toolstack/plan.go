@@ -31,6 +31,14 @@ type Plan struct {
 	Problem string
 }
 
+// Prepares reports whether the shim has something to do before the
+// toolstack runs this command line: rewrite the config of a create,
+// record the intent of a shutdown. Every other command line is passed
+// straight through.
+func (p Plan) Prepares() bool {
+	return p.Problem == "" && (p.Verb == "create" || p.Verb == "shutdown")
+}
+
 // xlGlobal is xl's own optstring before the verb: flags only, and option
 // processing stops at the verb.
 var xlGlobal = optSpec{short: "vftTN"}

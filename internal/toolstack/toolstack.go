@@ -70,15 +70,11 @@ func ChooseToolstack(name, configured string, l Layout) (chosen Toolstack, skipp
 // must exist, be an executable regular file, not be this shim, and, when
 // running as root, be root's (see trust.Check).
 func CheckToolstack(path string) string {
-	real, err := trust.Check(path)
+	_, fi, err := trust.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return path + " does not exist"
 	case err != nil:
-		return err.Error()
-	}
-	fi, err := os.Stat(real)
-	if err != nil {
 		return err.Error()
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
@@ -92,12 +88,8 @@ func CheckToolstack(path string) string {
 
 // isSelf reports whether fi is the running executable.
 func isSelf(fi fs.FileInfo) bool {
-	self, err := os.Executable()
-	if err != nil {
-		return false // cannot tell; /proc is missing
-	}
-	me, err := os.Stat(self)
-	return err == nil && os.SameFile(fi, me)
+	me, err := os.Stat("/proc/self/exe")
+	return err == nil && os.SameFile(fi, me) // false without /proc: cannot tell
 }
 
 // distribution returns Debian's versioned toolstack the way its

@@ -7,10 +7,10 @@ package trust
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -28,10 +28,30 @@ type Error struct {
 func (e *Error) Error() string {
 	what := e.Culprit
 	if e.Culprit != e.Path {
-		what = fmt.Sprintf("%s (on the way to %s)", e.Culprit, e.Path)
+		what = e.Culprit + " (on the way to " + e.Path + ")"
 	}
-	return fmt.Sprintf("%s is owned by uid %d with mode %04o: running as root, ganeti-userdown trusts only files and directories owned by root and not writable by group or others (chown root %s; chmod go-w %s)",
-		what, e.UID, e.Mode.Perm()|e.Mode&(fs.ModeSticky|fs.ModeSetuid|fs.ModeSetgid), e.Culprit, e.Culprit)
+	return what + " is owned by uid " + strconv.Itoa(e.UID) + " with mode " + octal(e.Mode) +
+		": running as root, ganeti-userdown trusts only files and directories owned by root and not writable by group or others (chown root " +
+		e.Culprit + "; chmod go-w " + e.Culprit + ")"
+}
+
+// octal spells a mode as chmod takes it (0755, 1777).
+func octal(m fs.FileMode) string {
+	n := uint64(m.Perm())
+	if m&fs.ModeSticky != 0 {
+		n |= 0o1000
+	}
+	if m&fs.ModeSetgid != 0 {
+		n |= 0o2000
+	}
+	if m&fs.ModeSetuid != 0 {
+		n |= 0o4000
+	}
+	s := strconv.FormatUint(n, 8)
+	for len(s) < 4 {
+		s = "0" + s
+	}
+	return s
 }
 
 // maxLinks bounds the links followed, as the kernel's ELOOP does.
@@ -50,26 +70,38 @@ func Required() bool { return os.Geteuid() == 0 }
 // fs.ErrNotExist (after its directories were found safe); a refused one an
 // *Error.
 func Check(path string) (string, error) {
+	real, _, err := Stat(path)
+	return real, err
+}
+
+// Stat is Check that also returns what lstat said of the resolved file,
+// so that callers need not stat it again.
+func Stat(path string) (string, fs.FileInfo, error) {
 	if !Required() {
-		return filepath.EvalSymlinks(path)
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return "", nil, err
+		}
+		fi, err := os.Lstat(real)
+		return real, fi, err
 	}
 	return check(path)
 }
 
-func check(path string) (string, error) {
+func check(path string) (string, fs.FileInfo, error) {
 	if !filepath.IsAbs(path) {
 		abs, err := filepath.Abs(path)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		path = abs
 	}
 	fi, err := os.Lstat("/")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := safe(path, "/", fi, true); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	resolved := "/"
 	rest := strings.Split(path, "/")
@@ -85,17 +117,17 @@ func check(path string) (string, error) {
 			continue
 		}
 		next := filepath.Join(resolved, c)
-		fi, err := os.Lstat(next)
+		cfi, err := os.Lstat(next)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
+		if cfi.Mode()&fs.ModeSymlink != 0 {
 			if links++; links > maxLinks {
-				return "", &fs.PathError{Op: "resolve", Path: path, Err: syscall.ELOOP}
+				return "", nil, &fs.PathError{Op: "resolve", Path: path, Err: syscall.ELOOP}
 			}
 			target, err := os.Readlink(next)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if filepath.IsAbs(target) {
 				resolved = "/"
@@ -103,19 +135,19 @@ func check(path string) (string, error) {
 			rest = append(strings.Split(target, "/"), rest...)
 			continue
 		}
-		if err := safe(path, next, fi, len(rest) > 0 || fi.IsDir()); err != nil {
-			return "", err
+		if err := safe(path, next, cfi, len(rest) > 0 || cfi.IsDir()); err != nil {
+			return "", nil, err
 		}
-		resolved = next
+		resolved, fi = next, cfi
 	}
-	return resolved, nil
+	return resolved, fi, nil
 }
 
 // safe checks one file or directory met on the way to path.
 func safe(path, p string, fi fs.FileInfo, dir bool) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fmt.Errorf("%s: no owner information", p)
+		return errors.New(p + ": no owner information")
 	}
 	mode := fi.Mode()
 	writable := mode.Perm()&0o022 != 0
