@@ -28,6 +28,7 @@ type DoctorCmd struct {
 	SbinDir  string `hidden:"" default:"/usr/sbin" help:"Directory of the toolstack commands (for tests)."`
 	HooksDir string `hidden:"" default:"/etc/ganeti/hooks" help:"Ganeti's hooks directory (for tests)."`
 	RealDir  string `hidden:"" default:"/usr/lib/ganeti-userdown/real" help:"Where the package diverts the toolstack (for tests)."`
+	ShimPath string `hidden:"" default:"/usr/libexec/ganeti-userdown/shim" help:"Where the package installs userdown-shim, the shim /usr/sbin/xl links to (for tests)."`
 }
 
 // Run prints the report (text, or JSON with --json) and exits 1 when some
@@ -73,7 +74,7 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 	}
 	f.Config = cfg
 
-	self := selfInfo()
+	self := shimInfos(c.ShimPath)
 	for _, name := range []string{"xl", "xm"} {
 		p := filepath.Join(c.SbinDir, name)
 		f.Shims = append(f.Shims, doctor.ShimLink{Name: name, File: inspect(p, self), Diversion: diversion(ctx, p)})
@@ -185,20 +186,23 @@ func diversion(ctx context.Context, p string) doctor.Diversion {
 	return d
 }
 
-func selfInfo() fs.FileInfo {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil
+// shimInfos describes the shim binaries: this executable (the full shim
+// when called as xl) and userdown-shim at shimPath.
+func shimInfos(shimPath string) []fs.FileInfo {
+	var out []fs.FileInfo
+	if exe, err := os.Executable(); err == nil {
+		if fi, err := os.Stat(exe); err == nil {
+			out = append(out, fi)
+		}
 	}
-	fi, err := os.Stat(exe)
-	if err != nil {
-		return nil
+	if fi, err := os.Stat(shimPath); err == nil {
+		out = append(out, fi)
 	}
-	return fi
+	return out
 }
 
 // inspect describes p, following links to the file they lead to.
-func inspect(p string, self fs.FileInfo) doctor.File {
+func inspect(p string, shims []fs.FileInfo) doctor.File {
 	f := doctor.File{Path: p}
 	li, err := os.Lstat(p)
 	if err != nil {
@@ -218,7 +222,9 @@ func inspect(p string, self fs.FileInfo) doctor.File {
 	f.Resolved = true
 	f.Regular = fi.Mode().IsRegular()
 	f.Perm = fi.Mode().Perm()
-	f.Shim = self != nil && os.SameFile(fi, self)
+	for _, s := range shims {
+		f.Shim = f.Shim || os.SameFile(fi, s)
+	}
 	return f
 }
 

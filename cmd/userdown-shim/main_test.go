@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ganeti-userdown/internal/testbin"
 )
@@ -139,5 +141,30 @@ func TestShimHandsOverWhatItCannotDecide(t *testing.T) {
 	}
 	if code, stderr := n.run(t, filepath.Join(n.dir, "sbin/userdown-shim"), "list"); code != 2 || !strings.Contains(stderr, "xl or xm") {
 		t.Errorf("under its own name: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestShimNeverRunsItself checks that a [xen] command naming the shim
+// (the built-in default /usr/sbin/xl once the package is installed) does
+// not make the shim and the full shim exec each other for ever: the full
+// shim passes over it and runs the distribution's toolstack.
+// Reference: issue 14, point 1.
+func TestShimNeverRunsItself(t *testing.T) {
+	const distributionXL = "/usr/lib/xen-4.17/bin/xl"
+	if _, err := os.Stat(distributionXL); err != nil {
+		t.Fatalf("%s: %v (apt-get install -y xen-utils-4.17)", distributionXL, err)
+	}
+	n := newNode(t)
+	n.writeConfig(t, fmt.Sprintf("[xen]\ncommand = %q\n", n.xl))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, n.xl, "list")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "USERDOWN_CONFIG=" + n.config}
+	out, _ := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("xl list still running after 20s: the shims exec each other")
+	}
+	if !strings.Contains(string(out), "cannot init xl context") || !strings.Contains(string(out), "is the shim") {
+		t.Errorf("output %q: want the distribution's xl run and the shim named as the reason", out)
 	}
 }

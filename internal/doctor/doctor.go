@@ -81,7 +81,8 @@ type File struct {
 	// Regular and Perm describe the file the links lead to.
 	Regular bool
 	Perm    fs.FileMode
-	// Shim reports that the links lead to the running userdown-hvconfig.
+	// Shim reports that the links lead to a shim: userdown-shim or the
+	// running userdown-hvconfig.
 	Shim bool
 	// Untrusted is why root must not trust the file (see package
 	// trust), or "".
@@ -231,7 +232,7 @@ func checkShims(f Facts) []Result {
 			if s.File.Link != "" {
 				what = "a link to " + s.File.Link
 			}
-			rs = append(rs, Result{"shim", bad, fmt.Sprintf("%s is %s, not the shim userdown-hvconfig: domains Ganeti starts do not get the [actions]", s.File.Path, what), fix})
+			rs = append(rs, Result{"shim", bad, fmt.Sprintf("%s is %s, not the shim (userdown-shim): domains Ganeti starts do not get the [actions]", s.File.Path, what), fix})
 		case !s.Diversion.Known:
 			rs = append(rs, Result{"shim", Warn, fmt.Sprintf("%s is the shim; the diversion could not be checked: %s", s.File.Path, s.Diversion.Err),
 				"on Debian, dpkg-divert --list " + s.File.Path + " must name ganeti-userdown"})

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/toolstack"
@@ -34,6 +36,10 @@ func Main(name string, args []string, getenv func(string) string, stderr io.Writ
 	if err != nil {
 		log.Error("configuration not used: the built-in defaults apply, with the diverted toolstack", "err", err)
 		cfg, configured = config.Default(), ""
+	}
+	if self, err := os.Executable(); err == nil {
+		// userdown-shim beside this binary (as in the tests) is a shim too.
+		l.Shims = append(slices.Clip(l.Shims), filepath.Join(filepath.Dir(self), "userdown-shim"))
 	}
 	chosen, skipped := toolstack.ChooseToolstack(name, configured, l)
 	for _, s := range skipped {

@@ -16,6 +16,10 @@ import (
 // (dpkg-divert keeps the base name: /usr/lib/ganeti-userdown/real/xl).
 const RealDir = "/usr/lib/ganeti-userdown/real"
 
+// ShimPath is where the package installs userdown-shim, the shim
+// /usr/sbin/xl links to.
+const ShimPath = "/usr/libexec/ganeti-userdown/shim"
+
 // Layout says where the shim looks for a toolstack besides [xen] command.
 type Layout struct {
 	// RealDir is where the package diverts the toolstack (RealDir).
@@ -26,10 +30,13 @@ type Layout struct {
 	// HypervisorVersion is the directory holding the running
 	// hypervisor's major and minor version (/sys/hypervisor/version).
 	HypervisorVersion string
+	// Shims are the shim binaries besides the running one (ShimPath):
+	// never a toolstack, or the shims would exec each other for ever.
+	Shims []string
 }
 
 // DefaultLayout is the layout of a Debian node with the package installed.
-var DefaultLayout = Layout{RealDir: RealDir, LibDir: "/usr/lib", HypervisorVersion: "/sys/hypervisor/version"}
+var DefaultLayout = Layout{RealDir: RealDir, LibDir: "/usr/lib", HypervisorVersion: "/sys/hypervisor/version", Shims: []string{ShimPath}}
 
 // Toolstack is one toolstack the shim may run.
 type Toolstack struct {
@@ -58,7 +65,7 @@ func ChooseToolstack(name, configured string, l Layout) (chosen Toolstack, skipp
 		if t.Path == "" {
 			continue
 		}
-		if t.Problem = CheckToolstack(t.Path); t.Problem == "" {
+		if t.Problem = CheckToolstack(t.Path, l.Shims...); t.Problem == "" {
 			return t, skipped
 		}
 		skipped = append(skipped, t)
@@ -67,9 +74,10 @@ func ChooseToolstack(name, configured string, l Layout) (chosen Toolstack, skipp
 }
 
 // CheckToolstack says why path cannot be run as the toolstack, or "": it
-// must exist, be an executable regular file, not be this shim, and, when
-// running as root, be root's (see trust.Check).
-func CheckToolstack(path string) string {
+// must exist, be an executable regular file, be neither the running
+// executable nor one of shims, and, when running as root, be root's (see
+// trust.Check).
+func CheckToolstack(path string, shims ...string) string {
 	_, fi, err := trust.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -82,6 +90,11 @@ func CheckToolstack(path string) string {
 	}
 	if isSelf(fi) {
 		return path + " is this shim itself, not the real toolstack"
+	}
+	for _, s := range shims {
+		if si, err := os.Stat(s); err == nil && os.SameFile(fi, si) {
+			return path + " is the shim " + s + ", not the real toolstack"
+		}
 	}
 	return ""
 }
