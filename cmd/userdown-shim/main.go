@@ -25,10 +25,6 @@ import (
 	"ganeti-userdown/internal/trust"
 )
 
-// fullShim is userdown-hvconfig where the package installs it; one beside
-// this executable (as in the tests) comes first.
-const fullShim = "/usr/sbin/userdown-hvconfig"
-
 func main() {
 	name := filepath.Base(os.Args[0])
 	if name != "xl" && name != "xm" {
@@ -41,12 +37,7 @@ func main() {
 		// On failure the full shim below says what went wrong.
 		_ = syscall.Exec(command, append([]string{command}, args...), env)
 	}
-	full := fullShim
-	if self, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(self), "userdown-hvconfig"); exists(p) {
-			full = p
-		}
-	}
+	full := fullShim()
 	err := syscall.Exec(full, append([]string{name}, args...), env)
 	os.Stderr.WriteString("userdown-shim: cannot run the full shim " + full + ": " + err.Error() + " (reinstall ganeti-userdown)\n")
 	os.Exit(3)
@@ -78,7 +69,18 @@ func passThrough(name string, args []string, getenv func(string) string) (string
 	return command, true
 }
 
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+// fullShim returns userdown-hvconfig: beside this executable (as in the
+// tests), else in ../../sbin from it, where the package installs it
+// (/usr/libexec/ganeti-userdown/shim, /usr/sbin/userdown-hvconfig; in a
+// dpkg --root as well), else /usr/sbin/userdown-hvconfig.
+func fullShim() string {
+	if self, err := os.Executable(); err == nil {
+		dir := filepath.Dir(self)
+		for _, p := range []string{filepath.Join(dir, "userdown-hvconfig"), filepath.Join(dir, "../../sbin/userdown-hvconfig")} {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	return "/usr/sbin/userdown-hvconfig"
 }
