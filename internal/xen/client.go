@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -41,6 +42,14 @@ func (e *CommandError) NotFound() bool {
 		strings.Contains(e.Stderr, "invalid domain identifier"))
 }
 
+// verboseUnsupported reports the failure of an xl that has no `list -v`:
+// xl's option parser says "option `v' not supported." and exits non-zero
+// (tools/xl/xl_utils.c, def_getopt). Any other failure of `list -v` is a
+// failure of the listing.
+func (e *CommandError) verboseUnsupported() bool {
+	return e.ExitCode > 0 && strings.Contains(e.Stderr, "option `v' not supported")
+}
+
 // Client runs the Xen toolstack (xl or xm). Every call runs one or two
 // commands under the caller's context and the client's timeout.
 type Client struct {
@@ -50,6 +59,18 @@ type Client struct {
 	// maxOutput bounds what one command may print on stdout
 	// (MaxOutput unless a test lowers it).
 	maxOutput int
+	log       *slog.Logger
+}
+
+// SetLogger makes the client log what it must say without failing (a
+// fallback to a listing without uuids) to l instead of slog.Default().
+func (c *Client) SetLogger(l *slog.Logger) { c.log = l }
+
+func (c *Client) logger() *slog.Logger {
+	if c.log != nil {
+		return c.log
+	}
+	return slog.Default()
 }
 
 // MaxOutput bounds the standard output of one toolstack command: far above
@@ -131,8 +152,8 @@ func (b *boundedBuffer) Write(p []byte) (int, error) {
 }
 
 // List returns every domain of the node, dom0 included. With xl it parses
-// `xl list -v` (falling back to plain `xl list`, without uuids, if -v is
-// refused); with xm it parses `xm list` and takes the uuids from
+// `xl list -v` (falling back to plain `xl list`, without uuids, only when
+// the toolstack says it has no -v, and logging that); with xm it parses `xm list` and takes the uuids from
 // `xm list -l`. Any error, or any line that does not parse, fails the
 // whole listing.
 func (c *Client) List(ctx context.Context) ([]Domain, error) {
@@ -150,7 +171,9 @@ func (c *Client) list(ctx context.Context, dom string) ([]Domain, error) {
 	case XL:
 		out, err := c.run(ctx, withDom("list", "-v")...)
 		var ce *CommandError
-		if errors.As(err, &ce) && ce.ExitCode > 0 && !ce.NotFound() {
+		if errors.As(err, &ce) && ce.verboseUnsupported() {
+			c.logger().Warn("the toolstack does not support `list -v`: listing without uuids, so the shim's intents (by uuid) match nothing",
+				"command", c.command, "stderr", strings.TrimSpace(ce.Stderr))
 			out, err = c.run(ctx, withDom("list")...)
 		}
 		if err != nil {
