@@ -50,7 +50,7 @@ or destroy run on this node to release the run lock does nothing and
 exits 1 ("another run holds the lock"): the next run does the work.`
 
 type flags struct {
-	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
+	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml). Running as root, the file, its [xen] command and every directory above them must be owned by root and not writable by group or others." placeholder:"PATH"`
 	JSON     bool             `name:"json" help:"Print the full report as JSON."`
 	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing."`
 	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
