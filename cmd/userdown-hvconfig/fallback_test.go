@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ganeti-userdown/internal/trust/trusttest"
 )
 
 // distributionXL is Debian's versioned xl (xen-utils-4.17), the last
@@ -34,17 +36,8 @@ func TestShimFallsBackToAWorkingToolstack(t *testing.T) {
 	r := newRig(t)
 	xl := r.linkAs(t, "xl")
 	notExec := r.file(t, "notexec", "#!/bin/sh\n")
-	open := filepath.Join(r.dir, "open")
-	if err := os.Mkdir(open, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(open, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	replaceable := filepath.Join(open, "xl")
-	if err := os.WriteFile(replaceable, []byte("#!/bin/sh\necho evil\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	open := trusttest.Dir(t, filepath.Join(r.dir, "open"), 0o777, 0)
+	replaceable := trusttest.File(t, filepath.Join(open, "xl"), "#!/bin/sh\necho evil\n", 0o755, 0)
 	for _, tc := range []struct{ name, command, why string }{
 		{"removed by an upgrade", "/usr/lib/xen-4.11/bin/xl", "/usr/lib/xen-4.11/bin/xl"},
 		{"the shim itself", xl, "shim itself"},
@@ -74,7 +67,7 @@ func TestShimRefusedConfigStillRuns(t *testing.T) {
 	needDistributionXL(t)
 	r := newRig(t)
 	xl := r.linkAs(t, "xl")
-	if err := os.Chown(r.config, 65534, 0); err != nil {
+	if err := os.Chown(r.config, trusttest.Nobody, 0); err != nil {
 		t.Fatal(err)
 	}
 	res := r.run(t, xl, "", nil, "list")

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ganeti-userdown/internal/trust/trusttest"
 )
 
 // TestLoadRefusesUntrusted checks that root loads no configuration anyone
@@ -15,36 +17,15 @@ import (
 // replace, and that a FIFO in the config's place is refused at once.
 // Reference: issue 14, points 2 and 4.
 func TestLoadRefusesUntrusted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test checks what root trusts: run it as root (CI does)")
-	}
+	trusttest.RequireRoot(t)
 	base := t.TempDir()
-	open := filepath.Join(base, "open")
-	if err := os.Mkdir(open, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(open, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	evil := filepath.Join(open, "evil.sh")
-	if err := os.WriteFile(evil, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	open := trusttest.Dir(t, filepath.Join(base, "open"), 0o777, 0)
+	evil := trusttest.File(t, filepath.Join(open, "evil.sh"), "#!/bin/sh\n", 0o755, 0)
 	write := func(name, content string, mode os.FileMode, uid int) string {
-		p := filepath.Join(base, name)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, uid, 0); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return trusttest.File(t, filepath.Join(base, name), content, mode, uid)
 	}
 	good := write("good.toml", "[xen]\ncommand = \"/bin/true\"\n", 0o644, 0)
-	userOwned := write("user.toml", "[xen]\ncommand = \"/bin/true\"\n", 0o666, 65534)
+	userOwned := write("user.toml", "[xen]\ncommand = \"/bin/true\"\n", 0o666, trusttest.Nobody)
 	evilCommand := write("evilcmd.toml", fmt.Sprintf("[xen]\ncommand = %q\n", evil), 0o644, 0)
 	missingCommand := write("missing.toml", "[xen]\ncommand = \"/nonexistent/xl\"\n", 0o644, 0)
 	fifo := filepath.Join(base, "fifo.toml")

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ganeti-userdown/internal/trust/trusttest"
 )
 
 // TestReadCredentialsRefuses checks the files a root process must not
@@ -14,22 +16,13 @@ import (
 // of blocking the run (and its lock) for ever.
 // Reference: issue 14, points 2 and 5.
 func TestReadCredentialsRefuses(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test checks what root trusts: run it as root (CI does)")
-	}
+	trusttest.RequireRoot(t)
 	dir := t.TempDir()
 	write := func(name string, mode os.FileMode, uid int) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte("userdown secret\n"), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, uid, 0); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return trusttest.File(t, filepath.Join(dir, name), "userdown secret\n", mode, uid)
 	}
 	good := write("good", 0o600, 0)
-	other := write("other", 0o600, 65534)
+	other := write("other", 0o600, trusttest.Nobody)
 	link := filepath.Join(dir, "link")
 	if err := os.Symlink(other, link); err != nil {
 		t.Fatal(err)

@@ -7,43 +7,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ganeti-userdown/internal/trust/trusttest"
 )
-
-// nobody is the uid given to files root must refuse.
-const nobody = 65534
-
-func mustRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test checks what root trusts: run it as root (CI does)")
-	}
-}
 
 // TestCheck covers each way a file can be unsafe for root, and links
 // resolved before the check.
 // Reference: issue 14, point 2 (root trusts only root's files).
 func TestCheck(t *testing.T) {
-	mustRoot(t)
+	trusttest.RequireRoot(t)
 	base := t.TempDir()
 	mk := func(rel string, mode fs.FileMode, uid int) string {
 		p := filepath.Join(base, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
 		if strings.HasSuffix(rel, "/") {
-			if err := os.Mkdir(p, mode); err != nil && !errors.Is(err, fs.ErrExist) {
-				t.Fatal(err)
-			}
-		} else if err := os.WriteFile(p, []byte("x"), mode); err != nil {
-			t.Fatal(err)
+			return trusttest.Dir(t, p, mode, uid)
 		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, uid, 0); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return trusttest.File(t, p, "x", mode, uid)
 	}
 	link := func(rel, target string) string {
 		p := filepath.Join(base, rel)
@@ -53,11 +32,11 @@ func TestCheck(t *testing.T) {
 		return p
 	}
 	good := mk("good/conf", 0o644, 0)
-	otherOwned := mk("good/other", 0o600, nobody)
+	otherOwned := mk("good/other", 0o600, trusttest.Nobody)
 	groupWritable := mk("good/gw", 0o664, 0)
 	mk("open/", 0o777, 0)
 	inOpenDir := mk("open/conf", 0o644, 0)
-	mk("userdir/", 0o755, nobody)
+	mk("userdir/", 0o755, trusttest.Nobody)
 	inUserDir := mk("userdir/conf", 0o644, 0)
 	mk("sticky/", fs.ModeSticky|0o777, 0)
 	inSticky := mk("sticky/conf", 0o644, 0)
