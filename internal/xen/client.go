@@ -77,7 +77,7 @@ func (c *Client) logger() *slog.Logger {
 // what `xl list -l` prints for a node full of domains (a few KiB each), far
 // below what would exhaust a node's memory. A command printing more is
 // stopped and its call fails, naming the command and the bound.
-const MaxOutput = 64 << 20
+const MaxOutput = 16 << 20
 
 // maxStderr bounds the standard error kept of one toolstack command (for
 // the error message).
