@@ -185,7 +185,8 @@ const MaxFileSize = configfile.MaxSize
 
 // Load reads the configuration at path. When explicit is false and the
 // file does not exist, the defaults are returned. Running as root, the
-// file and the [xen] command it names must be root's (see package trust:
+// file and the commands it names ([xen] command; gnt_instance and
+// gnt_debug with the cli backend) must be root's (see package trust:
 // owned by root and not writable by group or others, nor any directory on
 // the way): anyone who could write them could make root run anything.
 // Only a regular file is read, without blocking.
@@ -194,8 +195,18 @@ func Load(path string, explicit bool) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	if err := CheckCommand(c.Xen.Command); err != nil {
+	if err := CheckCommand("[xen] command", c.Xen.Command); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if c.Cluster.Backend == "cli" {
+		for _, k := range []struct{ key, command string }{
+			{"[cluster] gnt_instance", c.Cluster.GntInstance},
+			{"[cluster] gnt_debug", c.Cluster.GntDebug},
+		} {
+			if err := CheckCommand(k.key, k.command); err != nil {
+				return Config{}, fmt.Errorf("config %s: %w", path, err)
+			}
+		}
 	}
 	return c, nil
 }
@@ -213,12 +224,12 @@ func Read(path string, explicit bool) (Config, error) {
 	return Parse(path, f.Data)
 }
 
-// CheckCommand refuses, running as root, a [xen] command that root must
-// not run (see trust.Check). A command that does not exist passes: running
-// it fails, and doctor says so.
-func CheckCommand(command string) error {
+// CheckCommand refuses, running as root, a command (named by key, such as
+// "[xen] command") that root must not run (see trust.Check). A command
+// that does not exist passes: running it fails, and doctor says so.
+func CheckCommand(key, command string) error {
 	if _, err := trust.Check(command); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("[xen] command %s: %w", command, err)
+		return fmt.Errorf("%s %s: %w", key, command, err)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ func TestLoadRefusesUntrusted(t *testing.T) {
 	good := write("good.toml", "[xen]\ncommand = \"/bin/true\"\n", 0o644, 0)
 	userOwned := write("user.toml", "[xen]\ncommand = \"/bin/true\"\n", 0o666, trusttest.Nobody)
 	evilCommand := write("evilcmd.toml", fmt.Sprintf("[xen]\ncommand = %q\n", evil), 0o644, 0)
+	evilGnt := write("evilgnt.toml", fmt.Sprintf("[cluster]\nbackend = \"cli\"\ngnt_instance = %q\n", evil), 0o644, 0)
 	missingCommand := write("missing.toml", "[xen]\ncommand = \"/nonexistent/xl\"\n", 0o644, 0)
 	fifo := filepath.Join(base, "fifo.toml")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
@@ -42,6 +43,7 @@ func TestLoadRefusesUntrusted(t *testing.T) {
 	for _, tc := range []struct{ name, path, want string }{
 		{"a config another user owns", userOwned, userOwned + " is owned by uid 65534 with mode 0666"},
 		{"a command others can replace", evilCommand, "[xen] command " + evil},
+		{"a cli-backend command others can replace", evilGnt, "[cluster] gnt_instance " + evil},
 		{"a FIFO", fifo, "not a regular file"},
 	} {
 		done := make(chan error, 1)
