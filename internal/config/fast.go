@@ -22,6 +22,9 @@ func parseSimple(b []byte) (c Config, ok bool) {
 		if !s.IsValid() || s.Kind() != reflect.Struct {
 			return false
 		}
+		if key == "" {
+			return true // the section's header
+		}
 		f := fieldByTag(s, key)
 		switch {
 		case !f.IsValid():

@@ -20,7 +20,8 @@ type Value struct {
 }
 
 // Scan calls f with the section, key and value of every assignment of b,
-// in order. It returns false as soon as b is found outside the subset
+// in order, and with the section and an empty key for every [section]
+// header. It returns false as soon as b is found outside the subset
 // (a key outside a section, an escape in a string, a repeated section
 // or key, control characters, invalid UTF-8, anything else TOML has) or f
 // returns false; f may have been called for the lines before.
@@ -57,6 +58,9 @@ func Scan(b []byte, f func(section, key string, v Value) bool) bool {
 			}
 			seen["["+name] = true
 			section = name
+			if !f(section, "", Value{}) {
+				return false
+			}
 			continue
 		}
 		eq := bytes.IndexByte(line, '=')
