@@ -19,8 +19,8 @@ func TestScan(t *testing.T) {
 		{"[crash]\n  keep = 7\n[xen]\ntoolstack='xm'\n", []string{"crash", "crash.keep=7", "xen", `xen.toolstack="xm"`}, true},
 		{"command = \"/x\"\n", nil, false},                         // outside a section
 		{"[xen]\ncommand = \"/a\\\\b\"\n", []string{"xen"}, false}, // an escape
-		{"[xen]\ncommand = \"/a\"\r\n", []string{"xen"}, false},     // CRLF
-		{"[xen]\n[xen]\n", []string{"xen"}, false},                  // a table twice
+		{"[xen]\ncommand = \"/a\"\r\n", []string{"xen"}, false},    // CRLF
+		{"[xen]\n[xen]\n", []string{"xen"}, false},                 // a table twice
 		{"[xen]\na = 1\na = 2\n", []string{"xen", "xen.a=1"}, false},
 		{"[xen.sub]\n", nil, false},
 		{"[xen]\nkeep = 007\n", []string{"xen"}, false},
