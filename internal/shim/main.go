@@ -8,17 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 
+	"ganeti-userdown/internal/cli"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/toolstack"
 	"ganeti-userdown/internal/xen"
 )
 
-// Exit statuses of the shim itself (the toolstack's own replace them once
-// it runs).
-const (
-	exitUsage      = 2 // the configured command is the shim itself (exec --)
-	exitUnreadable = 3 // no toolstack could be run
-)
+// exitUnreadable is the shim's own exit status when no toolstack could be
+// run (once one runs, its status is the caller's).
+const exitUnreadable = cli.ExitUnreadable
 
 // Main is the shim called under the toolstack's name (xl or xm), as the
 // package installs it: it reads the configuration ($USERDOWN_CONFIG, else
