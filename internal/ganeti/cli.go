@@ -205,7 +205,10 @@ func (c *CLI) Locked(ctx context.Context, names []string) (map[string]bool, erro
 
 // ParseLockList parses `gnt-debug locks --no-headers --separator=| -o
 // name,mode,owner,pending`: "-" for none, owners comma-separated, pending
-// as "mode:id,id" groups joined by ", ".
+// as "mode:owner,owner" groups joined by ", " (lib/client/gnt_debug.py
+// ListLocks, the same in 2.9 to 3.0). Owners are job ids, thread names or
+// quoted client names depending on the version (see LockHolder); 2.9 to
+// 2.11 list every lock, free ones as "name|-|-|-".
 func ParseLockList(out []byte) ([]Lock, error) {
 	var res []Lock
 	for n, line := range strings.Split(string(out), "\n") {
@@ -224,24 +227,26 @@ func ParseLockList(out []byte) ([]Lock, error) {
 			l.Mode = f[1]
 		}
 		if f[2] != "-" {
-			for _, id := range strings.Split(f[2], ",") {
-				if _, err := strconv.ParseInt(id, 10, 64); err != nil {
-					return nil, fmt.Errorf("line %d: owner %q is not a job id", n+1, id)
+			for _, o := range strings.Split(f[2], ",") {
+				h, err := ParseLockHolder(o)
+				if err != nil {
+					return nil, fmt.Errorf("line %d: owner %q: %w", n+1, f[2], err)
 				}
-				l.Owners = append(l.Owners, id)
+				l.Owners = append(l.Owners, h)
 			}
 		}
 		if f[3] != "-" {
 			for _, grp := range strings.Split(f[3], ", ") {
-				mode, ids, ok := strings.Cut(grp, ":")
+				mode, names, ok := strings.Cut(grp, ":")
 				if !ok || mode == "" {
-					return nil, fmt.Errorf("line %d: pending %q is not mode:jobs", n+1, grp)
+					return nil, fmt.Errorf("line %d: pending %q is not mode:owners", n+1, grp)
 				}
-				for _, id := range strings.Split(ids, ",") {
-					if _, err := strconv.ParseInt(id, 10, 64); err != nil {
-						return nil, fmt.Errorf("line %d: pending %q is not a job id", n+1, id)
+				for _, o := range strings.Split(names, ",") {
+					h, err := ParseLockHolder(o)
+					if err != nil {
+						return nil, fmt.Errorf("line %d: pending %q: %w", n+1, grp, err)
 					}
-					l.Pending = append(l.Pending, id)
+					l.Pending = append(l.Pending, h)
 				}
 			}
 		}

@@ -410,7 +410,7 @@ func (r *RAPI) waitJob(ctx context.Context, what, name string, id int64) (Job, e
 			if !lockChecked && job.Status == JobWaiting {
 				lockChecked = true
 				if other := r.lockOwner(ctx, name, id); other != "" {
-					why = "instance/" + name + " is held by job " + other
+					why = "instance/" + name + " is held by " + other
 				}
 			}
 			if why == "" && time.Since(submitted) >= r.o.QueueGrace {
@@ -457,19 +457,20 @@ func (r *RAPI) lockOwner(ctx context.Context, name string, self int64) string {
 	if err != nil {
 		return ""
 	}
-	return OtherOwner(locks, name, strconv.FormatInt(self, 10))
+	return OtherOwner(locks, name, self)
 }
 
-// OtherOwner returns the id of a job other than self owning lock
-// instance/<name>, or "".
-func OtherOwner(locks []Lock, name, self string) string {
+// OtherOwner returns the name of a holder of lock instance/<name> other
+// than job self, or "". A holder that names no job (another masterd
+// thread, a client of the lock daemon) is another holder too.
+func OtherOwner(locks []Lock, name string, self int64) string {
 	for _, l := range locks {
 		if l.Name != "instance/"+name {
 			continue
 		}
 		for _, o := range l.Owners {
-			if o != self {
-				return o
+			if o.Job != self || o.Job == 0 {
+				return o.Name
 			}
 		}
 	}

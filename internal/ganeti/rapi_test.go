@@ -469,7 +469,9 @@ func TestParseBadInput(t *testing.T) {
 		"owner a string":  `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"exclusive"],[0,"27"],[0,[]]]]}`,
 		"pending flat":    `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"exclusive"],[0,["27"]],[0,["28"]]]]}`,
 		"mode a number":   `{` + lockFields + `, "data": [[[0,"instance/a"],[0,1],[0,["27"]],[0,[]]]]}`,
-		"owner not an id": `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"shared"],[0,["x"]],[0,[]]]]}`,
+		"owner empty":     `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"shared"],[0,[""]],[0,[]]]]}`,
+		"owner an object": `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"shared"],[0,[{}]],[0,[]]]]}`,
+		"owner unknown":   `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"shared"],[1,null],[0,[]]]]}`,
 	} {
 		if got, err := ParseLockQuery([]byte(body)); err == nil {
 			t.Errorf("lock %s: accepted as %+v", name, got)
