@@ -135,42 +135,51 @@ func cellStrings(c cell, field string) ([]string, error) {
 
 // ParseInstanceQuery parses the body of PUT /2/query/instance, which must
 // carry the fields "name", "pnode", "admin_state", "admin_state_source"
-// and "tags" (others are ignored). admin_state_source may be an unknown field (Ganeti before
-// 2.12); every other field must be present with a value of its type, or
+// and "tags" (others are ignored). admin_state_source may be an unknown
+// field (Ganeti before 2.11.2); every other field must be present with a value of its type, or
 // the whole answer is refused: acting on a partial view is unsafe.
 func ParseInstanceQuery(body []byte) ([]Instance, error) {
+	ins, _, err := parseInstanceQuery(body)
+	return ins, err
+}
+
+// parseInstanceQuery is ParseInstanceQuery that also reports whether the
+// answer carried admin_state_source values (a Ganeti that knows the
+// field: 2.11.2 and later).
+func parseInstanceQuery(body []byte) (_ []Instance, sourceKnown bool, _ error) {
 	rows, err := parseQuery(body, instanceFields)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := make([]Instance, 0, len(rows))
 	for r, row := range rows {
 		var in Instance
 		if in.Name, err = cellString(row[0], "name"); err != nil || in.Name == "" {
-			return nil, fmt.Errorf("query result: row %d: %v", r, orEmpty(err, "name"))
+			return nil, false, fmt.Errorf("query result: row %d: %v", r, orEmpty(err, "name"))
 		}
 		if in.PrimaryNode, err = cellString(row[1], "pnode"); err != nil || in.PrimaryNode == "" {
-			return nil, fmt.Errorf("query result: instance %s: %v", in.Name, orEmpty(err, "pnode"))
+			return nil, false, fmt.Errorf("query result: instance %s: %v", in.Name, orEmpty(err, "pnode"))
 		}
 		st, err := cellString(row[2], "admin_state")
 		if err != nil {
-			return nil, fmt.Errorf("query result: instance %s: %w", in.Name, err)
+			return nil, false, fmt.Errorf("query result: instance %s: %w", in.Name, err)
 		}
 		in.AdminState, err = parseAdminState(st)
 		if err != nil {
-			return nil, fmt.Errorf("query result: instance %s: %w", in.Name, err)
+			return nil, false, fmt.Errorf("query result: instance %s: %w", in.Name, err)
 		}
 		if row[3].status == rsNormal {
+			sourceKnown = true
 			if in.AdminStateSource, err = cellString(row[3], "admin_state_source"); err != nil {
-				return nil, fmt.Errorf("query result: instance %s: %w", in.Name, err)
+				return nil, false, fmt.Errorf("query result: instance %s: %w", in.Name, err)
 			}
 		}
 		if in.Tags, err = cellStrings(row[4], "tags"); err != nil {
-			return nil, fmt.Errorf("query result: instance %s: %w", in.Name, err)
+			return nil, false, fmt.Errorf("query result: instance %s: %w", in.Name, err)
 		}
 		out = append(out, in)
 	}
-	return out, nil
+	return out, sourceKnown, nil
 }
 
 func orEmpty(err error, field string) error {

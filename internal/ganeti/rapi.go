@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -54,6 +55,74 @@ type RAPI struct {
 	user     string
 	password string
 	o        RAPIOptions
+
+	mu sync.Mutex
+	// seen is what the answers so far told of the cluster.
+	seen clusterFacts
+}
+
+// clusterFacts are what the RAPI client learns of the cluster's Ganeti
+// version from its answers.
+type clusterFacts struct {
+	// version is read from the Server header of every answer.
+	version      Version
+	versionKnown bool
+	// sourceField is 1 when an instance query answered the field
+	// admin_state_source, -1 when it reported it unknown, 0 before.
+	sourceField int
+	// lockFilterRefused: a filtered lock query failed; send none again.
+	lockFilterRefused bool
+}
+
+// facts returns what is known of the cluster.
+func (r *RAPI) facts() clusterFacts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen
+}
+
+func (r *RAPI) learn(fn func(*clusterFacts)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(&r.seen)
+}
+
+// Version returns the cluster's Ganeti version as its answers so far
+// reported it (the Server header); ok is false before any answer, or
+// when a proxy hides it.
+func (r *RAPI) Version() (v Version, ok bool) {
+	f := r.facts()
+	return f.version, f.versionKnown
+}
+
+// acceptsAdminStateSource reports whether the cluster's instance shutdown
+// takes admin_state_source (Ganeti 2.11.2 and later): from the version
+// when known, else from whether the instance query knew the field (both
+// arrived in 2.11.2). Unknown: no.
+func (f clusterFacts) acceptsAdminStateSource() bool {
+	if f.versionKnown {
+		return f.version.AtLeast(versionAdminStateSource)
+	}
+	return f.sourceField > 0
+}
+
+// learnVersion returns what is known of the cluster, first asking GET
+// /version (answered by the RAPI daemon itself, without the master's
+// job queue) when no answer has told the version yet. Only the mark-down
+// of a user shutdown needs it, and a run normally learnt it from its
+// instance query already. A failed request leaves the version unknown.
+func (r *RAPI) learnVersion(ctx context.Context) clusterFacts {
+	if f := r.facts(); f.versionKnown || f.sourceField != 0 {
+		return f
+	}
+	r.do(ctx, http.MethodGet, "/version", nil, nil, true)
+	return r.facts()
+}
+
+// filtersLocks reports whether lock queries are sent with a filter: only
+// to a cluster known to filter them (2.12 and later).
+func (f clusterFacts) filtersLocks() bool {
+	return f.versionKnown && f.version.AtLeast(versionLockFilter) && !f.lockFilterRefused
 }
 
 var _ Client = (*RAPI)(nil)
@@ -156,9 +225,16 @@ func retryable(err error) bool {
 	}
 	var re *RAPIError
 	if errors.As(err, &re) {
-		return re.Status >= 500
+		return re.Status >= 500 && !lockFilterRefused(re)
 	}
 	return true
+}
+
+// lockFilterRefused reports the answer of Ganeti 2.9 to 2.11 to a lock
+// query with a filter: HTTP 500 "Lock queries can't be filtered". It is no
+// passing fault: not retried.
+func lockFilterRefused(re *RAPIError) bool {
+	return re.Status == http.StatusInternalServerError && strings.Contains(re.Message, "can't be filtered")
 }
 
 // do sends one request; read requests are retried with backoff, bounded by
@@ -226,6 +302,9 @@ func (r *RAPI) once(ctx context.Context, method, path string, query url.Values, 
 		return nil, fmt.Errorf("rapi %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
+	if v, ok := serverVersion(resp.Header.Get("Server")); ok {
+		r.learn(func(f *clusterFacts) { f.version, f.versionKnown = v, true })
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
 		return nil, fmt.Errorf("rapi %s %s: reading answer: %w", method, path, err)
@@ -275,9 +354,17 @@ func (r *RAPI) Instances(ctx context.Context, node string) ([]Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	all, err := ParseInstanceQuery(b)
+	all, sourceKnown, err := parseInstanceQuery(b)
 	if err != nil {
 		return nil, fmt.Errorf("rapi PUT /2/query/instance: %w", err)
+	}
+	if len(all) > 0 {
+		r.learn(func(f *clusterFacts) {
+			f.sourceField = -1
+			if sourceKnown {
+				f.sourceField = 1
+			}
+		})
 	}
 	return onNode(all, node), nil
 }
@@ -300,7 +387,41 @@ func (r *RAPI) Locked(ctx context.Context, names []string) (map[string]bool, err
 	if len(names) == 0 {
 		return map[string]bool{}, nil
 	}
-	b, err := r.do(ctx, http.MethodPut, "/2/query/lock", nil, queryBody{Fields: lockFields}, true)
+	locks, err := r.queryLocks(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	return LockedInstances(locks, names), nil
+}
+
+// LockFilter is the query filter selecting the locks instance/<name> of
+// names.
+func LockFilter(names []string) []any {
+	f := []any{"|"}
+	for _, n := range names {
+		f = append(f, []any{"=", "name", "instance/" + n})
+	}
+	return f
+}
+
+// queryLocks runs the lock query, filtered to the instance locks of names
+// on a cluster known to filter lock queries (Ganeti 2.12 and later), else
+// unfiltered: Ganeti 2.9 to 2.11 answer a filter with HTTP 500 and list
+// every lock. A filtered query that fails with 400 or 500 is sent once
+// more without the filter, and no filter is sent again.
+func (r *RAPI) queryLocks(ctx context.Context, names []string) ([]Lock, error) {
+	body := queryBody{Fields: lockFields}
+	if r.facts().filtersLocks() {
+		f := LockFilter(names)
+		body.QFilter, body.Filter = f, f
+	}
+	b, err := r.do(ctx, http.MethodPut, "/2/query/lock", nil, body, true)
+	var re *RAPIError
+	if err != nil && body.QFilter != nil && errors.As(err, &re) &&
+		(re.Status == http.StatusBadRequest || re.Status == http.StatusInternalServerError) {
+		r.learn(func(f *clusterFacts) { f.lockFilterRefused = true })
+		b, err = r.do(ctx, http.MethodPut, "/2/query/lock", nil, queryBody{Fields: lockFields}, true)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +429,7 @@ func (r *RAPI) Locked(ctx context.Context, names []string) (map[string]bool, err
 	if err != nil {
 		return nil, fmt.Errorf("rapi PUT /2/query/lock: %w", err)
 	}
-	return LockedInstances(locks, names), nil
+	return locks, nil
 }
 
 // shutdownBody is the body of PUT /2/instances/<name>/shutdown.
@@ -326,7 +447,9 @@ func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 		return Job{}, err
 	}
 	body := shutdownBody{Timeout: secs}
-	if req.UserSource {
+	// Never to a Ganeti without the parameter (before 2.11.2), which
+	// would refuse the whole shutdown with HTTP 400.
+	if req.UserSource && r.learnVersion(ctx).acceptsAdminStateSource() {
 		body.AdminStateSource = "user"
 	}
 	return r.submit(ctx, "mark down", req.Name, "shutdown", reasonText(req.Reason, markDownReason), body)
@@ -449,11 +572,7 @@ func notStarted(status string) bool {
 // instance/<name>, or "" (also when the lock query fails: the grace
 // period still bounds the wait).
 func (r *RAPI) lockOwner(ctx context.Context, name string, self int64) string {
-	b, err := r.do(ctx, http.MethodPut, "/2/query/lock", nil, queryBody{Fields: lockFields}, true)
-	if err != nil {
-		return ""
-	}
-	locks, err := ParseLockQuery(b)
+	locks, err := r.queryLocks(ctx, []string{name})
 	if err != nil {
 		return ""
 	}

@@ -148,7 +148,13 @@ func TestRAPIUserSource(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MarkDown: %+v %v", j, err)
 	}
-	if body := f.Requests()[0].Body; body != `{"timeout":3,"admin_state_source":"user"}` {
+	// The client learns the version first (GET /version: nothing told it
+	// yet), then sends the source to this 3.0.2.
+	reqs := f.Requests()
+	if reqs[0].Path != "/version" || reqs[1].Path != "/2/instances/web1.example.com/shutdown" {
+		t.Fatalf("requests %+v", reqs[:2])
+	}
+	if body := reqs[1].Body; body != `{"timeout":3,"admin_state_source":"user"}` {
 		t.Errorf("body %s", body)
 	}
 	if in := f.State().Instances[0]; in.AdminState != "down" || in.AdminStateSource != "user" {

@@ -1,11 +1,17 @@
 package ganeti
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"ganeti-userdown/testdata/ganetifake"
 )
 
 func versionFixture(t *testing.T, name string) []byte {
@@ -162,5 +168,180 @@ func TestOtherOwner(t *testing.T) {
 		if got := OtherOwner(tc.locks, "web1", 20); got != tc.want {
 			t.Errorf("%+v: got %q, want %q", tc.locks, got, tc.want)
 		}
+	}
+}
+
+// TestRAPIPerVersion: the RAPI client learns the version from the Server
+// header of the answers it gets anyway (no request of its own when a run
+// queried instances first), filters lock queries only on a Ganeti that
+// filters them (2.12+), and sends admin_state_source only to a Ganeti
+// that has it (2.11.2+): 2.10 would refuse the whole shutdown with 400.
+//
+// Reference: doc/ganeti-versions.md, lock query and shutdown rows.
+func TestRAPIPerVersion(t *testing.T) {
+	for _, tc := range []struct {
+		version    string
+		release    Version
+		lockFilter bool
+		source     string
+	}{
+		{"2.10", Version{2, 10, 8}, false, "admin"},
+		{"2.12", Version{2, 12, 6}, true, "user"},
+		{"2.16", Version{2, 16, 2}, true, "user"},
+		{"3.0", Version{3, 0, 2}, true, "user"},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			st := fakeState()
+			st.Cluster.Version = tc.version
+			st.Cluster.UserShutdown = true
+			st.Instances[0].Status = "USER_down"
+			f := ganetifake.Start(t, st)
+			c := newRAPI(t, f, nil)
+			ctx := context.Background()
+			if _, err := c.Instances(ctx, "node1.example.com"); err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := c.Version(); !ok || v != tc.release {
+				t.Errorf("version %v %v, want %v", v, ok, tc.release)
+			}
+			locked, err := c.Locked(ctx, []string{"web1.example.com", "db1.example.com"})
+			if err != nil || len(locked) != 0 {
+				t.Fatalf("locked %v %v", locked, err)
+			}
+			if _, err := c.MarkDown(ctx, MarkDownRequest{Name: "web1.example.com", UserSource: true}); err != nil {
+				t.Fatal(err)
+			}
+			reqs := f.Requests()
+			if reqs[0].Path != "/2/query/instance" || reqs[1].Path != "/2/query/lock" || reqs[2].Path != "/2/instances/web1.example.com/shutdown" {
+				t.Fatalf("requests %+v", reqs[:3])
+			}
+			var lq struct {
+				QFilter []any `json:"qfilter"`
+			}
+			json.Unmarshal([]byte(reqs[1].Body), &lq)
+			wantFilter := []any(nil)
+			if tc.lockFilter {
+				wantFilter = []any{"|", []any{"=", "name", "instance/web1.example.com"}, []any{"=", "name", "instance/db1.example.com"}}
+			}
+			if d := cmp.Diff(wantFilter, lq.QFilter); d != "" {
+				t.Errorf("lock qfilter (-want +got):\n%s", d)
+			}
+			if reqs[1].Status != 200 {
+				t.Errorf("lock query answered %d", reqs[1].Status)
+			}
+			wantBody := `{"timeout":3,"admin_state_source":"user"}`
+			if tc.source == "admin" {
+				wantBody = `{"timeout":3}`
+			}
+			if reqs[2].Body != wantBody || reqs[2].Status != 200 {
+				t.Errorf("shutdown body %s answered %d, want %s", reqs[2].Body, reqs[2].Status, wantBody)
+			}
+			if in := f.State().Instances[0]; in.AdminState != "down" || in.AdminStateSource != tc.source {
+				t.Errorf("after the mark-down: %+v", in)
+			}
+		})
+	}
+}
+
+// TestRAPILockFilterRefused: a Ganeti 2.10 behind something that claims
+// 2.12 refuses the filtered lock query with HTTP 500 "Lock queries can't
+// be filtered"; the client asks once more without the filter (no retry
+// of the 500), and sends no filter again.
+func TestRAPILockFilterRefused(t *testing.T) {
+	st := fakeState()
+	st.Cluster.Version = "2.10"
+	st.Knobs.ServerHeader = "Ganeti 2.12.6"
+	f := ganetifake.Start(t, st)
+	c := newRAPI(t, f, nil)
+	ctx := context.Background()
+	if _, err := c.Instances(ctx, "node1.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.Engine.HoldLock("web1.example.com", "OP_INSTANCE_REBOOT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Engine.Finish(id, "success", nil)
+	for i := 0; i < 2; i++ {
+		got, err := c.Locked(ctx, []string{"web1.example.com"})
+		if d := cmp.Diff(map[string]bool{"web1.example.com": true}, got); d != "" || err != nil {
+			t.Fatalf("call %d: locked (-want +got):\n%s %v", i, d, err)
+		}
+	}
+	var got []string
+	for _, r := range f.Requests()[1:] {
+		got = append(got, fmt.Sprintf("%d filtered=%v", r.Status, strings.Contains(r.Body, "qfilter")))
+	}
+	if d := cmp.Diff([]string{"500 filtered=true", "200 filtered=false", "200 filtered=false"}, got); d != "" {
+		t.Errorf("lock queries (-want +got):\n%s", d)
+	}
+}
+
+// TestRAPIVersionUnknown: without a Server header (a proxy), the client
+// learns from the instance query whether admin_state_source exists, and
+// sends no lock filter.
+func TestRAPIVersionUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		body    string
+	}{
+		{"2.10", `{"timeout":3}`},
+		{"3.0", `{"timeout":3,"admin_state_source":"user"}`},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			st := fakeState()
+			st.Cluster.Version = tc.version
+			st.Knobs.ServerHeader = "-"
+			st.Cluster.UserShutdown = true
+			st.Instances[0].Status = "USER_down"
+			f := ganetifake.Start(t, st)
+			c := newRAPI(t, f, nil)
+			ctx := context.Background()
+			if _, err := c.Instances(ctx, "node1.example.com"); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := c.Version(); ok {
+				t.Error("version known without a Server header")
+			}
+			if _, err := c.Locked(ctx, []string{"web1.example.com"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.MarkDown(ctx, MarkDownRequest{Name: "web1.example.com", UserSource: true}); err != nil {
+				t.Fatal(err)
+			}
+			reqs := f.Requests()
+			if strings.Contains(reqs[1].Body, "qfilter") {
+				t.Errorf("lock filter sent to an unknown version: %s", reqs[1].Body)
+			}
+			if reqs[2].Body != tc.body {
+				t.Errorf("shutdown body %s, want %s", reqs[2].Body, tc.body)
+			}
+		})
+	}
+}
+
+// TestParseVersion reads Ganeti's release strings.
+func TestParseVersion(t *testing.T) {
+	for in, want := range map[string]Version{
+		"2.10.8": {2, 10, 8}, "3.0.2": {3, 0, 2}, "2.16.0~rc1": {2, 16, 0}, "2.16.0rc1": {2, 16, 0}, "2.12": {2, 12, 0}, "3.0.2-1": {3, 0, 2},
+	} {
+		if got, err := ParseVersion(in); err != nil || got != want {
+			t.Errorf("%q: %v %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "2", "x.1", "2.x.1", "2.10.x", "-1.2.3", "+2.1"} {
+		if v, err := ParseVersion(bad); err == nil {
+			t.Errorf("%q accepted as %v", bad, v)
+		}
+	}
+	if v, ok := serverVersion("Ganeti 2.10.8"); !ok || v != (Version{2, 10, 8}) {
+		t.Errorf("server header: %v %v", v, ok)
+	}
+	if _, ok := serverVersion("nginx/1.22"); ok {
+		t.Error("a proxy's header read as a version")
+	}
+	if !(Version{2, 11, 2}).AtLeast(versionAdminStateSource) || (Version{2, 11, 1}).AtLeast(versionAdminStateSource) ||
+		!(Version{3, 0, 0}).AtLeast(versionLockFilter) || (Version{2, 11, 8}).AtLeast(versionLockFilter) {
+		t.Error("AtLeast")
 	}
 }
