@@ -504,6 +504,9 @@ func (r *RAPI) waitJob(ctx context.Context, what, name string, id int64) (Job, e
 	path := "/2/jobs/" + strconv.FormatInt(id, 10)
 	interval := r.o.PollInterval
 	lockChecked, cancelAsked := false, false
+	// lastCancel is when a cancel was last refused: it is asked again at
+	// most once per QueueGrace.
+	var lastCancel time.Time
 	for {
 		b, err := r.do(ctx, http.MethodGet, path, nil, nil, true)
 		if err != nil {
@@ -526,7 +529,7 @@ func (r *RAPI) waitJob(ctx context.Context, what, name string, id int64) (Job, e
 			}
 			return finished(what, name, job, gone)
 		}
-		if !cancelAsked && notStarted(job.Status) {
+		if !cancelAsked && notStarted(job.Status) && (lastCancel.IsZero() || time.Since(lastCancel) >= r.o.QueueGrace) {
 			why := ""
 			// Only a waiting job is blocked on locks; a queued one is
 			// usually just about to start (no extra request for it).
@@ -540,13 +543,16 @@ func (r *RAPI) waitJob(ctx context.Context, what, name string, id int64) (Job, e
 				why = fmt.Sprintf("still %s after %s", job.Status, r.o.QueueGrace)
 			}
 			if why != "" {
-				cancelAsked = true
 				if err := r.cancelJob(ctx, id); err != nil {
-					// Not cancelled: the job runs or will; wait for it.
-					cancelAsked = false
+					// Not cancelled: the job runs or will; wait for it
+					// at the poll interval, and ask again only after
+					// another grace period if it still has not started.
+					lastCancel = time.Now()
+				} else {
+					cancelAsked = true
+					interval = r.o.PollInterval
+					continue
 				}
-				interval = r.o.PollInterval
-				continue
 			}
 		}
 		t := time.NewTimer(interval)

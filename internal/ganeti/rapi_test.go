@@ -223,6 +223,43 @@ func TestRAPIJobNeverFinishes(t *testing.T) {
 	}
 }
 
+// TestRAPIRefusedCancelDoesNotSpin: when Ganeti refuses to cancel the
+// queued job (it may have left the queue meanwhile), the wait goes on at
+// the poll interval, asking for the cancel again at most once per grace
+// period, instead of sending GET and DELETE back to back until the
+// timeout.
+func TestRAPIRefusedCancelDoesNotSpin(t *testing.T) {
+	f := ganetifake.Start(t, fakeState())
+	f.Update(func(s *ganetifake.State) error {
+		s.Knobs.QueueJobs = map[string]bool{"web1.example.com": true}
+		s.Knobs.RefuseCancel = true
+		return nil
+	})
+	c := newRAPI(t, f, func(o *RAPIOptions) {
+		o.Timeout = 800 * time.Millisecond
+		o.QueueGrace = 100 * time.Millisecond
+		o.PollInterval = 20 * time.Millisecond
+	})
+	j, err := c.MarkDown(context.Background(), MarkDownRequest{Name: "web1.example.com"})
+	if !errors.Is(err, ErrJobUnfinished) || j.Status != JobQueued {
+		t.Fatalf("got %+v, %v; want the job left queued and ErrJobUnfinished", j, err)
+	}
+	var gets, deletes int
+	for _, r := range f.Requests() {
+		switch r.Method {
+		case "GET":
+			gets++
+		case "DELETE":
+			deletes++
+		}
+	}
+	// 800ms of polls from 20ms doubling to 1s: at most about 6 GETs; one
+	// cancel per 100ms grace: at most 8 DELETEs.
+	if gets > 10 || deletes > 8 || deletes == 0 {
+		t.Errorf("%d GETs and %d DELETEs in 800ms: want a paced wait", gets, deletes)
+	}
+}
+
 // TestRAPIQueuedJobCancelled: a shutdown job that stays queued (no lock
 // owner to see: the master holds it back) is cancelled once QueueGrace
 // passes, and does not run when the master would have started it.

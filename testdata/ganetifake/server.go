@@ -250,6 +250,9 @@ func (h *Handler) serve(r *http.Request, body []byte) (any, *httpError) {
 		if err != nil {
 			return nil, errorOf(400, "Invalid job id")
 		}
+		if st.Knobs.RefuseCancel {
+			return []any{false, fmt.Sprintf("Job %d is no longer waiting in the queue", id)}, nil
+		}
 		ok, msg, err := h.Engine.Cancel(id)
 		if err != nil && prof.pythonQueue {
 			return []any{false, fmt.Sprintf("Job %d not found", id)}, nil

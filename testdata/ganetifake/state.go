@@ -109,6 +109,10 @@ type Knobs struct {
 	// Ganeti's master does when it holds a job back), until cancelled or
 	// the knob is cleared and Schedule runs.
 	QueueJobs map[string]bool `json:"queue_jobs,omitempty"`
+	// RefuseCancel answers every job cancel with Ganeti's refusal
+	// ([false, "Job N is no longer waiting in the queue"]), as for a job
+	// that left the queue in the meantime, and cancels nothing.
+	RefuseCancel bool `json:"refuse_cancel,omitempty"`
 	// ServerHeader replaces the Server header of every RAPI answer
 	// ("Ganeti <release>"), as a proxy in front of RAPI may; "-" sends
 	// none.
