@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -74,5 +76,53 @@ func TestMarkDownOnBusy210Cluster(t *testing.T) {
 	}
 	if restarted := n.watcher(); len(restarted) != 0 {
 		t.Errorf("watcher restarted %v", restarted)
+	}
+}
+
+// An instance whose name from the cluster is not a DNS name never reaches
+// a path: its crashed domain of the same name is not dumped (once, a name
+// "../escape/pwn" wrote its core dump outside dump_dir) nor destroyed,
+// and the run reports the name.
+//
+// Reference: doc/design.md, "Safety rules", rule 4: what cannot be read
+// safely is not acted on, and is said.
+func TestBadInstanceNameNeverReachesAPath(t *testing.T) {
+	dumps := filepath.Join(scratchDir(t), "dumps")
+	if err := os.Mkdir(dumps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const bad = "../escape/pwn"
+	n := newNode(t, xen.XL, []instance{{name: bad, admin: "up"}, {name: "db1.example.com", admin: "up"}},
+		"[crash]\ndump_dir = \""+dumps+"\"\n")
+	cfg := filepath.Join(n.xenDir, "pwn.cfg")
+	if err := os.WriteFile(cfg, []byte("name = '"+bad+"'\nmemory = 128\non_crash = 'preserve'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.xl("create", cfg)
+	n.start("db1.example.com")
+	n.xl("sim", "crash", bad)
+	n.xl("sim", "crash", "db1.example.com")
+
+	out, errs, code := n.run(n.detect, "--json")
+	if code != 0 {
+		t.Fatalf("userdown-detect --json: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, `not DNS names`) || !strings.Contains(out, `\"../escape/pwn\"`) {
+		t.Errorf("the bad name is not reported in the problems: %s", out)
+	}
+	n.watcher()
+	if _, ok := n.domain(bad); !ok {
+		t.Error("the domain with the bad name was destroyed")
+	}
+	for _, e := range n.calls() {
+		if len(e.Argv) > 1 && (e.Argv[0] == "dump-core" || e.Argv[0] == "destroy") && strings.Contains(strings.Join(e.Argv, " "), "escape") {
+			t.Errorf("toolstack called with the bad name: %v", e.Argv)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dumps), "escape")); err == nil {
+		t.Error("something was written outside dump_dir")
+	}
+	if left := readDir(t, dumps); len(left) != 1 || !strings.HasPrefix(left[0], "db1.example.com.") {
+		t.Errorf("dump dir holds %v, want db1's dump only", left)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ganeti-userdown/internal/dnsname"
 )
 
 // CLIOptions configure the CLI backend.
@@ -126,7 +128,7 @@ func (c *CLI) Instances(ctx context.Context, node string) ([]Instance, error) {
 	if perr != nil {
 		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), perr)
 	}
-	return onNode(all, node), nil
+	return checkNames(onNode(all, node))
 }
 
 // Result status markers gnt-* print in place of a value.
@@ -306,8 +308,8 @@ func (c *CLI) StartUp(ctx context.Context, req StartUpRequest) (Job, error) {
 // submit checks the instance lock, then runs the gnt-instance command
 // args builds (verb names it in messages) and reads its job.
 func (c *CLI) submit(ctx context.Context, what, verb, name string, args func() []string) (Job, error) {
-	if name == "" || strings.HasPrefix(name, "-") || strings.ContainsAny(name, " \t\n") {
-		return Job{}, fmt.Errorf("cli backend: %s: bad instance name %q", what, name)
+	if err := dnsname.Check(name); err != nil {
+		return Job{}, fmt.Errorf("cli backend: %s: bad instance name: %w", what, err)
 	}
 	locked, err := c.Locked(ctx, []string{name})
 	if err != nil {

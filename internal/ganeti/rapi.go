@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"ganeti-userdown/internal/dnsname"
 )
 
 // RAPIOptions configure the RAPI backend.
@@ -366,7 +368,7 @@ func (r *RAPI) Instances(ctx context.Context, node string) ([]Instance, error) {
 			}
 		})
 	}
-	return onNode(all, node), nil
+	return checkNames(onNode(all, node))
 }
 
 // onNode keeps the instances whose primary node is node (the master
@@ -467,8 +469,8 @@ func (r *RAPI) StartUp(ctx context.Context, req StartUpRequest) (Job, error) {
 // submit sends PUT /2/instances/<name>/<verb>?reason=… with body (nil:
 // none) and waits for the job. what names the action in errors.
 func (r *RAPI) submit(ctx context.Context, what, name, verb, reason string, body any) (Job, error) {
-	if name == "" || strings.ContainsAny(name, "/?#") {
-		return Job{}, fmt.Errorf("rapi: %s: bad instance name %q", what, name)
+	if err := dnsname.Check(name); err != nil {
+		return Job{}, fmt.Errorf("rapi: %s: bad instance name: %w", what, err)
 	}
 	path := "/2/instances/" + name + "/" + verb
 	b, err := r.do(ctx, http.MethodPut, path, url.Values{"reason": {reason}}, body, false)

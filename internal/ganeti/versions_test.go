@@ -3,11 +3,13 @@ package ganeti
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -343,5 +345,45 @@ func TestParseVersion(t *testing.T) {
 	if !(Version{2, 11, 2}).AtLeast(versionAdminStateSource) || (Version{2, 11, 1}).AtLeast(versionAdminStateSource) ||
 		!(Version{3, 0, 0}).AtLeast(versionLockFilter) || (Version{2, 11, 8}).AtLeast(versionLockFilter) {
 		t.Error("AtLeast")
+	}
+}
+
+// TestBadNamesLeftOut: an instance whose name from the cluster is not a
+// DNS name ("../escape/pwn" once put a core dump outside dump_dir) is left
+// out of Instances, through both backends, and reported; the others are
+// returned. No mark-down or start is ever sent for such a name.
+func TestBadNamesLeftOut(t *testing.T) {
+	for name, mk := range map[string]backendMaker{"rapi": rapiBackend, "cli": cliBackend} {
+		t.Run(name, func(t *testing.T) {
+			st := fakeState()
+			st.Instances = append(st.Instances,
+				ganetifake.Instance{Name: "../escape/pwn", PrimaryNode: "node1.example.com", AdminState: "up"},
+				ganetifake.Instance{Name: "-rf", PrimaryNode: "node1.example.com", AdminState: "up"})
+			b := mk(t, st, 5*time.Second)
+			ctx := context.Background()
+			got, err := b.client.Instances(ctx, "node1.example.com")
+			var bad *BadNamesError
+			if !errors.As(err, &bad) || len(bad.Problems) != 2 ||
+				!strings.Contains(err.Error(), `"../escape/pwn"`) || !strings.Contains(err.Error(), `"-rf"`) {
+				t.Fatalf("error %v; want a BadNamesError naming both", err)
+			}
+			var names []string
+			for _, in := range got {
+				names = append(names, in.Name)
+			}
+			if d := cmp.Diff([]string{"db1.example.com", "web1.example.com"}, names); d != "" {
+				t.Errorf("instances kept (-want +got):\n%s", d)
+			}
+			n := b.requests()
+			if _, err := b.client.MarkDown(ctx, MarkDownRequest{Name: "../escape/pwn"}); err == nil {
+				t.Error("mark-down of a bad name accepted")
+			}
+			if _, err := b.client.StartUp(ctx, StartUpRequest{Name: "-rf"}); err == nil {
+				t.Error("start of a bad name accepted")
+			}
+			if b.requests() != n {
+				t.Error("a request was sent for a bad name")
+			}
+		})
 	}
 }
