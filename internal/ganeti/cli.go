@@ -21,15 +21,19 @@ type CLIOptions struct {
 	// ShutdownTimeout is given to gnt-instance shutdown --timeout:
 	// positive whole seconds (default 10s).
 	ShutdownTimeout time.Duration
-	// Timeout bounds every command, the mark-down job wait included
-	// (default 30s).
+	// Timeout bounds each command, the job wait of gnt-instance shutdown
+	// and startup included (default 30s).
 	Timeout time.Duration
+	// RunTimeout bounds all of the client's commands in one run together
+	// (default DefaultRunTimeout). The client's first call starts it.
+	RunTimeout time.Duration
 }
 
 // CLI is the Client that runs Ganeti's gnt-instance and gnt-debug. It
 // works only on the master node.
 type CLI struct {
-	o CLIOptions
+	o   CLIOptions
+	run *budget
 }
 
 var _ Client = (*CLI)(nil)
@@ -51,7 +55,11 @@ func NewCLI(o CLIOptions) (*CLI, error) {
 	if _, err := shutdownSeconds(o.ShutdownTimeout); err != nil {
 		return nil, fmt.Errorf("cli backend: %w", err)
 	}
-	return &CLI{o: o}, nil
+	run, err := newBudget(o.RunTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("cli backend: %w", err)
+	}
+	return &CLI{o: o, run: run}, nil
 }
 
 // cliSep separates output fields. Ganeti does not escape separators in
@@ -71,9 +79,9 @@ func (e *CommandError) Error() string {
 	return fmt.Sprintf("%s: exit %d: %s", strings.Join(e.Args, " "), e.ExitCode, strings.TrimSpace(e.Output))
 }
 
-// run runs one command bounded by Timeout. stdout and stderr are kept
+// exec runs one command bounded by Timeout (and the run's budget). stdout and stderr are kept
 // apart unless combined is set.
-func (c *CLI) run(ctx context.Context, combined bool, args ...string) (stdout, stderr []byte, err error) {
+func (c *CLI) exec(ctx context.Context, combined bool, args ...string) (stdout, stderr []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -89,7 +97,7 @@ func (c *CLI) run(ctx context.Context, combined bool, args ...string) (stdout, s
 		return out.Bytes(), errb.Bytes(), nil
 	}
 	if ctx.Err() != nil {
-		return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: no answer within %s: %w", strings.Join(args, " "), c.o.Timeout, ctx.Err())
+		return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: no answer within %s: %w", strings.Join(args, " "), c.o.Timeout, ctxErr(ctx))
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -118,8 +126,10 @@ func (c *CLI) Instances(ctx context.Context, node string) ([]Instance, error) {
 	if node == "" || strings.ContainsAny(node, "\"\\\n") {
 		return nil, fmt.Errorf("cli backend: bad node name %q", node)
 	}
+	ctx, cancel := c.run.context(ctx)
+	defer cancel()
 	args := InstanceListArgs(c.o.GntInstance, node)
-	out, _, err := c.run(ctx, false, args...)
+	out, _, err := c.exec(ctx, false, args...)
 	var ce *CommandError
 	if err != nil && !(errors.As(err, &ce) && ce.ExitCode == exitUnknownField) {
 		return nil, err
@@ -193,8 +203,10 @@ func (c *CLI) Locked(ctx context.Context, names []string) (map[string]bool, erro
 	if len(names) == 0 {
 		return map[string]bool{}, nil
 	}
+	ctx, cancel := c.run.context(ctx)
+	defer cancel()
 	args := LockListArgs(c.o.GntDebug)
-	out, _, err := c.run(ctx, false, args...)
+	out, _, err := c.exec(ctx, false, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +330,9 @@ func (c *CLI) submit(ctx context.Context, what, verb, name string, args func() [
 	if locked[name] {
 		return Job{}, fmt.Errorf("%s %s: a job holds or waits for instance/%s, nothing submitted: %w", what, name, name, ErrJobDeferred)
 	}
-	out, _, err := c.run(ctx, true, args()...)
+	ctx, cancel := c.run.context(ctx)
+	defer cancel()
+	out, _, err := c.exec(ctx, true, args()...)
 	return parseJobOutput(what, "gnt-instance "+verb, name, out, err)
 }
 

@@ -26,8 +26,13 @@ type RAPIOptions struct {
 	CAFile string
 	// CredentialsFile holds "user password" on one line, mode 0600.
 	CredentialsFile string
-	// Timeout bounds every request and the wait for a job (default 30s).
+	// Timeout bounds each request attempt (connection, headers and body)
+	// and each wait for a job (default 30s).
 	Timeout time.Duration
+	// RunTimeout bounds everything the client asks of the cluster in one
+	// run, every attempt, retry and job wait together (default
+	// DefaultRunTimeout). The client's first call starts it.
+	RunTimeout time.Duration
 	// ShutdownTimeout is the timeout given to Ganeti's instance shutdown:
 	// positive whole seconds (default 10s).
 	ShutdownTimeout time.Duration
@@ -57,6 +62,8 @@ type RAPI struct {
 	user     string
 	password string
 	o        RAPIOptions
+
+	run *budget
 
 	mu sync.Mutex
 	// seen is what the answers so far told of the cluster.
@@ -158,6 +165,10 @@ func NewRAPI(o RAPIOptions) (*RAPI, error) {
 	if o.QueueGrace <= 0 {
 		o.QueueGrace = 2 * time.Second
 	}
+	run, err := newBudget(o.RunTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("rapi: %w", err)
+	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("rapi url %q: %w", o.URL, err)
@@ -187,6 +198,7 @@ func NewRAPI(o RAPIOptions) (*RAPI, error) {
 		user:     user,
 		password: pass,
 		o:        o,
+		run:      run,
 	}, nil
 }
 
@@ -261,7 +273,7 @@ func (r *RAPI) do(ctx context.Context, method, path string, query url.Values, bo
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, fmt.Errorf("%w (after %d attempts: %v)", ctx.Err(), i, lastErr)
+				return nil, fmt.Errorf("%w (after %d attempts: %v)", ctxErr(ctx), i, lastErr)
 			case <-t.C:
 			}
 			wait *= 2
@@ -301,6 +313,9 @@ func (r *RAPI) once(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := r.hc.Do(req)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("rapi %s %s: no answer within %s: %w", method, path, r.o.Timeout, ctxErr(ctx))
+		}
 		return nil, fmt.Errorf("rapi %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
@@ -309,6 +324,9 @@ func (r *RAPI) once(ctx context.Context, method, path string, query url.Values, 
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
+		if ctx.Err() != nil {
+			err = ctxErr(ctx)
+		}
 		return nil, fmt.Errorf("rapi %s %s: reading answer: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -351,6 +369,8 @@ func (r *RAPI) Instances(ctx context.Context, node string) ([]Instance, error) {
 	if node == "" {
 		return nil, errors.New("rapi: instances: empty node name")
 	}
+	ctx, cancel := r.run.context(ctx)
+	defer cancel()
 	f := InstanceFilter(node)
 	b, err := r.do(ctx, http.MethodPut, "/2/query/instance", nil, queryBody{Fields: instanceFields, QFilter: f, Filter: f}, true)
 	if err != nil {
@@ -389,6 +409,8 @@ func (r *RAPI) Locked(ctx context.Context, names []string) (map[string]bool, err
 	if len(names) == 0 {
 		return map[string]bool{}, nil
 	}
+	ctx, cancel := r.run.context(ctx)
+	defer cancel()
 	locks, err := r.queryLocks(ctx, names)
 	if err != nil {
 		return nil, err
@@ -444,6 +466,8 @@ type shutdownBody struct {
 // reason in the query string where Ganeti reads it, then waits for the job
 // bounded by Timeout.
 func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
+	ctx, cancel := r.run.context(ctx)
+	defer cancel()
 	secs, err := shutdownSeconds(r.o.ShutdownTimeout)
 	if err != nil {
 		return Job{}, err
@@ -463,6 +487,8 @@ func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 // resource reads no body (every version from 2.9 to 3.0 builds the opcode
 // from the path and query arguments only), so none is sent.
 func (r *RAPI) StartUp(ctx context.Context, req StartUpRequest) (Job, error) {
+	ctx, cancel := r.run.context(ctx)
+	defer cancel()
 	return r.submit(ctx, "start", req.Name, "startup", reasonText(req.Reason, startUpReason), nil)
 }
 
@@ -513,7 +539,7 @@ func (r *RAPI) waitJob(ctx context.Context, what, name string, id int64) (Job, e
 		b, err := r.do(ctx, http.MethodGet, path, nil, nil, true)
 		if err != nil {
 			if ctx.Err() != nil {
-				return job, fmt.Errorf("%s %s: job %d still %s after %s: %w", what, name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
+				return job, fmt.Errorf("%s %s: job %d still %s: %w (%v)", what, name, id, job.Status, ErrJobUnfinished, ctxErr(ctx))
 			}
 			return job, fmt.Errorf("%s %s: job %d: %w", what, name, id, err)
 		}
@@ -561,7 +587,7 @@ func (r *RAPI) waitJob(ctx context.Context, what, name string, id int64) (Job, e
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return job, fmt.Errorf("%s %s: job %d still %s after %s: %w", what, name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
+			return job, fmt.Errorf("%s %s: job %d still %s: %w (%v)", what, name, id, job.Status, ErrJobUnfinished, ctxErr(ctx))
 		case <-t.C:
 		}
 		if interval = interval * 2; interval > time.Second {
