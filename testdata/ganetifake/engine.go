@@ -892,7 +892,7 @@ func (e *Engine) QueryLocks(fields []string, qfilter any) (QueryResult, error) {
 	}
 	if prof.masterdLocks {
 		// Every registered lock is listed, free or not.
-		for _, n := range []string{"network/[lockset]", "node-alloc/NAL", "node-alloc/[lockset]", "node-res/[lockset]", "node/[lockset]", "nodegroup/[lockset]"} {
+		for _, n := range []string{"cluster/BGL", "network/[lockset]", "node-alloc/NAL", "node-alloc/[lockset]", "node-res/[lockset]", "node/[lockset]", "nodegroup/[lockset]"} {
 			get(n)
 		}
 		for _, in := range st.Instances {
