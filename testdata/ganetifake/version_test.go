@@ -30,8 +30,8 @@ func TestRAPIFakePerVersion(t *testing.T) {
 		{
 			version: "2.10", server: "Ganeti 2.10.8",
 			// Every lock listed, free ones null/null/[].
-			idleLocks: answer{200, `[[[0,"cluster/BGL"],[0,null],[0,null],[0,[]]],[[0,"cluster/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"instance/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"instance/xen1.example.com"],[0,null],[0,null],[0,[]]],[[0,"network/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"node-alloc/NAL"],[0,null],[0,null],[0,[]]],[[0,"node-alloc/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"node-res/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"node/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"nodegroup/[lockset]"],[0,null],[0,null],[0,[]]]]`},
-			heldLocks: answer{200, `[[0,"instance/xen1.example.com"],[0,"exclusive"],[0,["Jq2/Job1/I_REBOOT"]],[0,[]]]`},
+			idleLocks:     answer{200, `[[[0,"cluster/BGL"],[0,null],[0,null],[0,[]]],[[0,"cluster/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"instance/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"instance/xen1.example.com"],[0,null],[0,null],[0,[]]],[[0,"network/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"node-alloc/NAL"],[0,null],[0,null],[0,[]]],[[0,"node-alloc/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"node-res/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"node/[lockset]"],[0,null],[0,null],[0,[]]],[[0,"nodegroup/[lockset]"],[0,null],[0,null],[0,[]]]]`},
+			heldLocks:     answer{200, `[[0,"instance/xen1.example.com"],[0,"exclusive"],[0,["Jq2/Job1/I_REBOOT"]],[0,[]]]`},
 			filteredLocks: answer{500, `{"code":500,"explain":"Server got itself in trouble","message":"(\"Lock queries can't be filtered\", 'wrong_input')"}`},
 			sourceParam:   answer{400, `{"code":400,"explain":"Bad request syntax or unsupported method","message":"Invalid body parameters: Object OpInstanceShutdown doesn't support the parameter 'admin_state_source'"}`},
 			cancelQueued:  answer{200, `[true,"Job 2 canceled"]`},
