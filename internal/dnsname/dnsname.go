@@ -1,6 +1,10 @@
-// Package dnsname checks the instance and node names ganeti-userdown gets
-// from Ganeti (hook environments, RAPI and CLI answers) before any of them
-// reaches a file path, a command line or a request path.
+// Package dnsname is the one place for the names Ganeti gives its nodes
+// and instances: their normalisation (Ganeti stores a node name in lower
+// case without a trailing dot, its netutils.Hostname.GetNormalizedName, so
+// this node's name, however the host or the configuration spells it, must
+// be compared that way), and the check every name from Ganeti (hook
+// environments, RAPI and CLI answers) passes before it reaches a file
+// path, a command line or a request path.
 package dnsname
 
 import (
@@ -9,6 +13,19 @@ import (
 	"strconv"
 	"strings"
 )
+
+// Normalize returns name as Ganeti stores it: lower case, without
+// trailing dots.
+func Normalize(name string) string {
+	return strings.TrimRight(strings.ToLower(name), ".")
+}
+
+// Equal reports whether a and b name the same node once normalised; an
+// empty name equals nothing.
+func Equal(a, b string) bool {
+	a, b = Normalize(a), Normalize(b)
+	return a != "" && a == b
+}
 
 // MaxLen is the longest DNS name.
 const MaxLen = 253

@@ -396,7 +396,7 @@ func (r *RAPI) Instances(ctx context.Context, node string) ([]Instance, error) {
 func onNode(all []Instance, node string) []Instance {
 	out := all[:0:0]
 	for _, in := range all {
-		if in.PrimaryNode == node {
+		if dnsname.Equal(in.PrimaryNode, node) {
 			out = append(out, in)
 		}
 	}
