@@ -389,3 +389,20 @@ func TestBadNamesLeftOut(t *testing.T) {
 		})
 	}
 }
+
+// TestLockFilterRefusalRead: the literal answer of Ganeti 2.10 to a
+// filtered lock query is read as that refusal, which is not retried.
+func TestLockFilterRefusalRead(t *testing.T) {
+	ae, ok := parseAPIError(versionFixture(t, "2.10-query-lock-filtered-500.json"))
+	if !ok {
+		t.Fatal("error body not read")
+	}
+	re := &RAPIError{Method: "PUT", Path: "/2/query/lock", Status: ae.Code, Message: ae.Message, Explain: ae.Explain}
+	if !lockFilterRefused(re) || retryable(re) {
+		t.Errorf("%v: refused %v, retryable %v", re, lockFilterRefused(re), retryable(re))
+	}
+	other := &RAPIError{Method: "PUT", Path: "/2/query/lock", Status: 500, Message: "Internal Server Error"}
+	if lockFilterRefused(other) || !retryable(other) {
+		t.Errorf("a plain 500 taken for the refusal")
+	}
+}
