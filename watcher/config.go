@@ -36,7 +36,7 @@ func FromConfig(c config.Config, log *slog.Logger) (Sources, *xen.Client, error)
 		UserShutdown: func() (bool, error) {
 			return ganeti.UserShutdownEnabled(cluster.SsconfDir)
 		},
-		Store:         state.Open(c.State.Dir),
+		Store:         state.Open(c.State.Dir).WithIntentTTL(c.State.IntentTTL.Duration),
 		DefaultPolicy: c.Policy.Default,
 		Settle:        c.Policy.Settle.Duration,
 		DumpCrashes:   c.Crash.DumpDir != "",

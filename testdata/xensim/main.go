@@ -29,7 +29,9 @@
 // "dump" beside the state file).
 //
 // XENSIM_LOG names a file that gets two JSON lines per call (see package
-// simlog).
+// simlog). XENSTORED_PATH names the socket of the xenstored simulator
+// (testdata/xenstored) to tell of every domain shut down, crashed,
+// destroyed or created, as the hypervisor tells xenstored (xenstore.go).
 package main
 
 import (
@@ -182,11 +184,13 @@ func (s *sim) locked(fn func(st *state, now time.Time) error) error {
 		return err
 	}
 	defer store.unlock()
+	seen := len(s.events)
 	s.settle(st, now)
 	fnErr := fn(st, now)
 	if err := store.save(st); err != nil {
 		return err
 	}
+	s.notifyXenstored(s.events[seen:])
 	return fnErr
 }
 
