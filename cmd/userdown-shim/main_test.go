@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,5 +167,37 @@ func TestShimNeverRunsItself(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "cannot init xl context") || !strings.Contains(string(out), "is the shim") {
 		t.Errorf("output %q: want the distribution's xl run and the shim named as the reason", out)
+	}
+}
+
+// TestCreateNeverBlocked checks that a domain config the shim must not
+// rewrite (a FIFO, a device, a file over the bound) delays no start: the
+// toolstack runs at once with the command line untouched, and the shim
+// says why it left the file alone.
+// Reference: issue 14, point 4; doc/design.md, "Shim".
+func TestCreateNeverBlocked(t *testing.T) {
+	n := newNode(t)
+	fifo := filepath.Join(n.dir, "fifo.cfg")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(n.dir, "big.cfg")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("\n"), 2<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want [][]string
+	for _, cfg := range []string{fifo, "/dev/zero", big} {
+		start := time.Now()
+		code, stderr := n.run(t, n.xl, "create", cfg)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("create %s took %v", cfg, d)
+		}
+		if code != 0 || !strings.Contains(stderr, "not rewritten") {
+			t.Errorf("create %s: exit %d, stderr %q; want the toolstack run and a warning", cfg, code, stderr)
+		}
+		want = append(want, []string{n.fake, "create", cfg})
+	}
+	if got := n.argvs(t); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("toolstack calls %q, want %q", got, want)
 	}
 }
