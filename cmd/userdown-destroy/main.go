@@ -43,6 +43,11 @@ domain, whose shutdown Ganeti or an operator asked for, to reach its
 preserved shutdown, destroy it and exit; exit without acting if it
 disappears, changes uuid or runs again.
 
+Time bounds: [cluster] timeout (default 30s) bounds each request to the
+master (each attempt: a read is tried up to 4 times), each gnt-* command
+and each job wait; [cluster] run_timeout (default 2m) bounds all of them
+together for this run. [xen] timeout bounds each toolstack call.
+
 Exit status: 0 ok, 1 some domain could not be destroyed, 2 usage or
 configuration error, 3 Xen's or the cluster's state could not be read
 (nothing was changed). A run that waited --lock-wait for another detect
@@ -50,7 +55,7 @@ or destroy run on this node to release the run lock does nothing and
 exits 1 ("another run holds the lock"): the next run does the work.`
 
 type flags struct {
-	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
+	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml). Running as root, the file, its [xen] command and every directory above them must be owned by root and not writable by group or others." placeholder:"PATH"`
 	JSON     bool             `name:"json" help:"Print the full report as JSON."`
 	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing (the state dir included)."`
 	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
@@ -84,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return cli.ExitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-destroy")
+	// SIGTERM and SIGINT stop every blocking step from here on (the run
+	// lock, the toolstack, the master).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
@@ -95,9 +104,6 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		log.Error(err.Error())
 		return cli.ExitUsage
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	if c.Reap != nil {
 		wait := c.Wait
