@@ -7,18 +7,27 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"time"
+
+	"ganeti-userdown/internal/trust"
 )
+
+// maxPinnedCerts bounds the [cluster] rapi_ca file: Ganeti's rapi.pem (a
+// key and a certificate) is some 3 KiB, a CA bundle some 200 KiB.
+const maxPinnedCerts = 1 << 20
 
 // LoadPinnedCerts reads the certificates of a PEM file such as Ganeti's
 // rapi.pem (which also holds the server's private key: every block other
-// than CERTIFICATE is skipped and never kept).
+// than CERTIFICATE is skipped and never kept). The file must be a regular
+// file of at most 1 MiB (a FIFO is refused at once, never waited on) and,
+// running as root, root's in directories of root's (see trust.ReadFile):
+// whoever can replace it can make root trust their server.
 func LoadPinnedCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+	f, err := trust.ReadFile(path, maxPinnedCerts)
 	if err != nil {
 		return nil, fmt.Errorf("rapi ca: %w", err)
 	}
+	b := f.Data
 	var certs []*x509.Certificate
 	for {
 		var blk *pem.Block
