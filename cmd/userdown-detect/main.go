@@ -46,8 +46,8 @@ and each job wait; [cluster] run_timeout (default 2m) bounds all of them
 together for this run. [xen] timeout bounds each toolstack call.
 
 Exit status: 0 ok, 1 some instance could not be marked down, 2 usage or
-configuration error, 3 Xen's or the cluster's state could not be read
-(nothing was changed). A run that waited --lock-wait for another detect
+configuration error, 3 Xen's, the cluster's or the state dir's state could
+not be read or trusted (nothing was changed). A run that waited --lock-wait for another detect
 or destroy run on this node to release the run lock does nothing and
 exits 1 ("another run holds the lock"): the next run does the work.`
 
