@@ -130,26 +130,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 
 	// A dry run only reads: it writes no observation and prunes nothing.
-	lockRun := src.Store.LockRun
-	if c.DryRun {
-		lockRun = src.Store.ReadLock
-	}
-	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
-	lock, err := lockRun(lctx)
-	cancel()
-	if err != nil {
-		return watcher.LockFailed(log, err, c.LockWait)
-	}
-	defer lock.Unlock()
+	return watcher.Run(ctx, src, !c.DryRun, c.LockWait, log, func(res watcher.Result) int {
+		return destroyAll(ctx, c, cfg, x, res, stdout, log)
+	})
+}
 
-	res, err := watcher.Node(ctx, src)
-	if err != nil {
-		log.Error(err.Error() + "; nothing changed")
-		return watcher.ExitCode(err)
-	}
-	if !c.DryRun {
-		watcher.Record(src, &res)
-	}
+// destroyAll destroys (or, with --dry-run, reports) what res decided and
+// prints the report.
+func destroyAll(ctx context.Context, c flags, cfg config.Config, x watcher.Toolstack, res watcher.Result, stdout io.Writer, log *slog.Logger) int {
 	rep := res.Report
 	failed := watcher.Destroy(ctx, x, &rep, watcher.DestroyOptions{
 		DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,

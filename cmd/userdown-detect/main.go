@@ -92,26 +92,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 
 	// Only a marking run writes (observations, the prune of expired
 	// intents); a plain listing is a read and changes nothing.
-	lockRun := src.Store.ReadLock
-	if c.MarkDown {
-		lockRun = src.Store.LockRun
-	}
-	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
-	lock, err := lockRun(lctx)
-	cancel()
-	if err != nil {
-		return watcher.LockFailed(log, err, c.LockWait)
-	}
-	defer lock.Unlock()
+	return watcher.Run(ctx, src, c.MarkDown, c.LockWait, log, func(res watcher.Result) int {
+		return report(ctx, c, src, res, stdout, log)
+	})
+}
 
-	res, err := watcher.Node(ctx, src)
-	if err != nil {
-		log.Error(err.Error() + "; nothing changed")
-		return watcher.ExitCode(err)
-	}
-	if c.MarkDown {
-		watcher.Record(src, &res)
-	}
+// report marks down (with --mark-down) what res decided and prints the
+// report.
+func report(ctx context.Context, c flags, src watcher.Sources, res watcher.Result, stdout io.Writer, log *slog.Logger) int {
 	rep := res.Report
 	failed := false
 	if c.MarkDown && len(rep.MarkDown) > 0 {
