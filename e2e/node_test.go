@@ -26,11 +26,7 @@ import (
 
 const nodeName = "node1.example.com"
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // node is one simulated Xen node of a fake Ganeti cluster, with
 // ganeti-userdown configured on it.

@@ -9,15 +9,15 @@ import (
 	"testing"
 )
 
-// Main is a binary's main function as its tests call it: arguments,
+// Run is a binary's main function as its tests call it: arguments,
 // stdout, stderr and the environment in, exit status out.
-type Main func(args []string, stdout, stderr io.Writer, getenv func(string) string) int
+type Run func(args []string, stdout, stderr io.Writer, getenv func(string) string) int
 
 // UsageAndConfigErrors checks what every binary owes its caller: --help
 // explains it and exits 0 (its text mentioning help), and an unknown
 // flag, a missing --config file and a bad configuration value each exit
 // 2, naming the problem.
-func UsageAndConfigErrors(t *testing.T, run Main, help string) {
+func UsageAndConfigErrors(t *testing.T, run Run, help string) {
 	t.Helper()
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	if err := os.WriteFile(bad, []byte("[policy]\ndefault = \"sometimes\"\n"), 0o644); err != nil {
