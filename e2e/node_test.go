@@ -231,6 +231,20 @@ func (n *node) instanceState(name string) string {
 	return ""
 }
 
+// hostInitiatedKept checks that the shut-down domain of instance name
+// is decided host-initiated and that a watcher round leaves the instance
+// up in Ganeti (safety rule 3).
+func (n *node) hostInitiatedKept(name string) {
+	n.t.Helper()
+	if got := n.report()[name]; got != "host-initiated" {
+		n.t.Errorf("decision %q, want host-initiated", got)
+	}
+	n.watcher()
+	if s := n.instanceState(name); s != "up" {
+		n.t.Errorf("host-initiated shutdown marked down: %q", s)
+	}
+}
+
 // watcher runs the watcher hook script as Ganeti's watcher does, then the
 // watcher's restart pass (every admin-up instance without a domain is
 // started), and returns the instances it restarted.
