@@ -458,7 +458,7 @@ func TestProblemsForDoctor(t *testing.T) {
 	s := Open(dir)
 	must(t, s.RecordIntent(hookIntent("a", "stop", t0.Add(time.Hour))))
 	must(t, os.Symlink("/etc/passwd", filepath.Join(dir, "observations.json")))
-	must(t, syscall.Mkfifo(filepath.Join(dir, "intents", "instance@b@stop.json"), 0o600))
+	trusttest.Fifo(t, filepath.Join(dir, "intents", "instance@b@stop.json"))
 	trusttest.Sparse(t, filepath.Join(dir, "intents", "instance@c@stop.json"), intentLimit+1)
 	var got []string
 	for _, p := range s.Problems() {
