@@ -81,8 +81,8 @@ type Cluster struct {
 	// readable by group or others.
 	RAPICredentials string `toml:"rapi_credentials"`
 	// RAPICA is the certificate the RAPI server must present (Ganeti's
-	// self-signed rapi.pem), pinned rather than checked by host name;
-	// running as root, only a file root owns is trusted (trust.ReadFile).
+	// self-signed rapi.pem), pinned rather than checked by host name; a
+	// file group or others may write is refused.
 	RAPICA string `toml:"rapi_ca"`
 	// GntInstance and GntDebug are the CLI backend's commands.
 	GntInstance string `toml:"gnt_instance"`
