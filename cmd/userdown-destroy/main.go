@@ -129,15 +129,18 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	defer lock.Unlock()
 
-	res, err := watcher.Node(ctx, src)
+	rep, failed, err := watcher.Run(ctx, src, x, watcher.RunOptions{
+		Destroy: true,
+		DestroyOptions: watcher.DestroyOptions{
+			DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
+		},
+		Source:  "userdown-destroy",
+		Metrics: watcher.MetricsRecorder(cfg),
+	})
 	if err != nil {
 		log.Error(err.Error() + "; nothing changed")
 		return watcher.ExitCode(err)
 	}
-	rep := res.Report
-	failed := watcher.Destroy(ctx, x, &rep, watcher.DestroyOptions{
-		DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
-	})
 	if c.JSON {
 		if code := printJSON(stdout, rep, log); code != 0 {
 			return code
