@@ -273,28 +273,65 @@ var (
 // short gap between the lock listing and the submission waits for it and
 // then runs. The RAPI backend closes that gap; prefer it.
 func (c *CLI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
-	if req.Name == "" || strings.HasPrefix(req.Name, "-") || strings.ContainsAny(req.Name, " \t\n") {
-		return Job{}, fmt.Errorf("cli backend: mark down: bad instance name %q", req.Name)
-	}
 	secs, err := shutdownSeconds(c.o.ShutdownTimeout)
 	if err != nil {
 		return Job{}, err
 	}
-	locked, err := c.Locked(ctx, []string{req.Name})
+	return c.submit(ctx, "mark down", "shutdown", req.Name, func() []string {
+		return ShutdownArgs(c.o.GntInstance, secs, reasonText(req.Reason, markDownReason), req.Name)
+	})
+}
+
+// StartUpArgs is the gnt-instance startup command line.
+func StartUpArgs(gntInstance, reason, name string) []string {
+	return []string{gntInstance, "startup", "--reason=" + reason, name}
+}
+
+// StartUp runs gnt-instance startup, which submits Ganeti's job and waits
+// for it, bounded by Timeout. As for MarkDown, the locks are listed right
+// before and the start is deferred (ErrJobDeferred, nothing submitted)
+// while a job holds or waits for instance/<name>: a start queued behind an
+// administrator's shutdown would undo it.
+func (c *CLI) StartUp(ctx context.Context, req StartUpRequest) (Job, error) {
+	return c.submit(ctx, "start", "startup", req.Name, func() []string {
+		return StartUpArgs(c.o.GntInstance, reasonText(req.Reason, startUpReason), req.Name)
+	})
+}
+
+// submit checks the instance lock, then runs the gnt-instance command
+// args builds (verb names it in messages) and reads its job.
+func (c *CLI) submit(ctx context.Context, what, verb, name string, args func() []string) (Job, error) {
+	if name == "" || strings.HasPrefix(name, "-") || strings.ContainsAny(name, " \t\n") {
+		return Job{}, fmt.Errorf("cli backend: %s: bad instance name %q", what, name)
+	}
+	locked, err := c.Locked(ctx, []string{name})
 	if err != nil {
-		return Job{}, fmt.Errorf("mark down %s: lock check before submitting: %w", req.Name, err)
+		return Job{}, fmt.Errorf("%s %s: lock check before submitting: %w", what, name, err)
 	}
-	if locked[req.Name] {
-		return Job{}, fmt.Errorf("mark down %s: a job holds or waits for instance/%s, nothing submitted: %w", req.Name, req.Name, ErrJobDeferred)
+	if locked[name] {
+		return Job{}, fmt.Errorf("%s %s: a job holds or waits for instance/%s, nothing submitted: %w", what, name, name, ErrJobDeferred)
 	}
-	args := ShutdownArgs(c.o.GntInstance, secs, reasonText(req.Reason), req.Name)
-	out, _, err := c.run(ctx, true, args...)
-	return ParseShutdownOutput(req.Name, out, err)
+	out, _, err := c.run(ctx, true, args()...)
+	return parseJobOutput(what, "gnt-instance "+verb, name, out, err)
 }
 
 // ParseShutdownOutput turns the output of gnt-instance shutdown (stdout
 // and stderr together) and its error into MarkDown's result.
 func ParseShutdownOutput(name string, out []byte, runErr error) (Job, error) {
+	return parseJobOutput("mark down", "gnt-instance shutdown", name, out, runErr)
+}
+
+// ParseStartUpOutput turns the output of gnt-instance startup (stdout and
+// stderr together) and its error into StartUp's result.
+func ParseStartUpOutput(name string, out []byte, runErr error) (Job, error) {
+	return parseJobOutput("start", "gnt-instance startup", name, out, runErr)
+}
+
+// parseJobOutput reads the output of a gnt-instance command that submits
+// one job and waits for it ("Waiting for job N for NAME ...", then
+// nothing or "Job N for NAME has failed: ..."). what names the action and
+// command the command in errors.
+func parseJobOutput(what, command, name string, out []byte, runErr error) (Job, error) {
 	var job Job
 	if m := waitingRe.FindSubmatch(out); m != nil {
 		job.ID, _ = strconv.ParseInt(string(m[1]), 10, 64)
@@ -306,22 +343,22 @@ func ParseShutdownOutput(name string, out []byte, runErr error) (Job, error) {
 		job.Status = JobSuccess
 		return job, nil
 	case runErr == nil:
-		return job, fmt.Errorf("mark down %s: gnt-instance shutdown printed no job: %q", name, strings.TrimSpace(text))
+		return job, fmt.Errorf("%s %s: %s printed no job: %q", what, name, command, strings.TrimSpace(text))
 	case errors.Is(runErr, ErrNotMaster):
-		return job, fmt.Errorf("mark down %s: %w", name, runErr)
+		return job, fmt.Errorf("%s %s: %w", what, name, runErr)
 	case errors.Is(runErr, context.DeadlineExceeded) && job.ID != 0:
-		return job, fmt.Errorf("mark down %s: job %d still running: %w: %v", name, job.ID, ErrJobUnfinished, runErr)
+		return job, fmt.Errorf("%s %s: job %d still running: %w: %v", what, name, job.ID, ErrJobUnfinished, runErr)
 	case strings.Contains(text, "Selection filter does not match any instances") ||
 		strings.Contains(text, "not known") && job.ID == 0:
-		return job, fmt.Errorf("mark down %s: %w: %v", name, ErrInstanceGone, runErr)
+		return job, fmt.Errorf("%s %s: %w: %v", what, name, ErrInstanceGone, runErr)
 	}
 	if m := failedRe.FindStringSubmatch(text); m != nil {
 		job.Status = JobError
 		job.Error = strings.TrimSpace(m[2])
 		if strings.Contains(job.Error, "not known") {
-			return job, fmt.Errorf("mark down %s: job %d: %w: %s", name, job.ID, ErrInstanceGone, job.Error)
+			return job, fmt.Errorf("%s %s: job %d: %w: %s", what, name, job.ID, ErrInstanceGone, job.Error)
 		}
-		return job, fmt.Errorf("mark down %s: job %d error: %w: %s", name, job.ID, ErrJobFailed, job.Error)
+		return job, fmt.Errorf("%s %s: job %d error: %w: %s", what, name, job.ID, ErrJobFailed, job.Error)
 	}
-	return job, fmt.Errorf("mark down %s: %w", name, runErr)
+	return job, fmt.Errorf("%s %s: %w", what, name, runErr)
 }

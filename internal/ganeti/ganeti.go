@@ -47,6 +47,15 @@ type MarkDownRequest struct {
 	UserSource bool
 }
 
+// StartUpRequest asks Ganeti to start an instance (Ganeti's
+// OpInstanceStartup, which also records the instance as admin up).
+type StartUpRequest struct {
+	Name string
+	// Reason is the reason text recorded in the job, naming
+	// ganeti-userdown and what it saw.
+	Reason string
+}
+
 // Job is a finished (or abandoned) Ganeti job.
 type Job struct {
 	ID int64 `json:"id"`
@@ -73,7 +82,18 @@ type Client interface {
 	// not run) or says why the job could not be submitted, and Job holds
 	// what is known of the job.
 	MarkDown(ctx context.Context, req MarkDownRequest) (Job, error)
+	// StartUp submits Ganeti's instance startup and waits, bounded, for
+	// the job, with the same errors and the same deferral as MarkDown: a
+	// start queued behind another job holding the instance (an
+	// administrator's shutdown) is not run after it.
+	StartUp(ctx context.Context, req StartUpRequest) (Job, error)
 }
+
+// Default reasons of the jobs, when the caller gives none.
+const (
+	markDownReason = "the instance was shut down from inside the guest"
+	startUpReason  = "the instance's domain failed and was destroyed"
+)
 
 // ErrInstanceGone is returned (wrapped) by MarkDown when the cluster no
 // longer knows the instance: reported, not a failed run.
@@ -118,12 +138,12 @@ func JobFinished(status string) bool {
 }
 
 // reasonText returns the reason recorded in Ganeti's job: the caller's
-// text, always naming ganeti-userdown.
-func reasonText(r string) string {
+// text (fallback when empty), always naming ganeti-userdown.
+func reasonText(r, fallback string) string {
 	r = strings.TrimSpace(r)
 	switch {
 	case r == "":
-		return "ganeti-userdown: the instance was shut down from inside the guest"
+		return "ganeti-userdown: " + fallback
 	case strings.Contains(r, "ganeti-userdown"):
 		return r
 	default:

@@ -321,9 +321,6 @@ type shutdownBody struct {
 // reason in the query string where Ganeti reads it, then waits for the job
 // bounded by Timeout.
 func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
-	if req.Name == "" || strings.ContainsAny(req.Name, "/?#") {
-		return Job{}, fmt.Errorf("rapi: mark down: bad instance name %q", req.Name)
-	}
 	secs, err := shutdownSeconds(r.o.ShutdownTimeout)
 	if err != nil {
 		return Job{}, err
@@ -332,20 +329,38 @@ func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 	if req.UserSource {
 		body.AdminStateSource = "user"
 	}
-	path := "/2/instances/" + req.Name + "/shutdown"
-	b, err := r.do(ctx, http.MethodPut, path, url.Values{"reason": {reasonText(req.Reason)}}, body, false)
+	return r.submit(ctx, "mark down", req.Name, "shutdown", reasonText(req.Reason, markDownReason), body)
+}
+
+// StartUp submits Ganeti's instance startup (PUT
+// /2/instances/<name>/startup, never retried) with the reason in the
+// query string, then waits for the job bounded by Timeout. The startup
+// resource reads no body (every version from 2.9 to 3.0 builds the opcode
+// from the path and query arguments only), so none is sent.
+func (r *RAPI) StartUp(ctx context.Context, req StartUpRequest) (Job, error) {
+	return r.submit(ctx, "start", req.Name, "startup", reasonText(req.Reason, startUpReason), nil)
+}
+
+// submit sends PUT /2/instances/<name>/<verb>?reason=… with body (nil:
+// none) and waits for the job. what names the action in errors.
+func (r *RAPI) submit(ctx context.Context, what, name, verb, reason string, body any) (Job, error) {
+	if name == "" || strings.ContainsAny(name, "/?#") {
+		return Job{}, fmt.Errorf("rapi: %s: bad instance name %q", what, name)
+	}
+	path := "/2/instances/" + name + "/" + verb
+	b, err := r.do(ctx, http.MethodPut, path, url.Values{"reason": {reason}}, body, false)
 	if err != nil {
 		var re *RAPIError
 		if errors.As(err, &re) && re.Status == http.StatusNotFound {
-			return Job{}, fmt.Errorf("mark down %s: %w (%v)", req.Name, ErrInstanceGone, err)
+			return Job{}, fmt.Errorf("%s %s: %w (%v)", what, name, ErrInstanceGone, err)
 		}
-		return Job{}, fmt.Errorf("mark down %s: %w", req.Name, err)
+		return Job{}, fmt.Errorf("%s %s: %w", what, name, err)
 	}
 	id, err := ParseJobID(b)
 	if err != nil {
-		return Job{}, fmt.Errorf("mark down %s: rapi PUT %s: %w", req.Name, path, err)
+		return Job{}, fmt.Errorf("%s %s: rapi PUT %s: %w", what, name, path, err)
 	}
-	return r.waitJob(ctx, req.Name, id)
+	return r.waitJob(ctx, what, name, id)
 }
 
 // waitJob polls GET /2/jobs/<id> until the job finishes or Timeout passes.
@@ -358,7 +373,7 @@ func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 // another job, or once it has not started within QueueGrace, and the
 // mark-down is deferred (ErrJobDeferred). A job that runs is left to
 // finish: Ganeti refuses to cancel it anyway.
-func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) {
+func (r *RAPI) waitJob(ctx context.Context, what, name string, id int64) (Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
 	submitted := time.Now()
@@ -370,23 +385,23 @@ func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) 
 		b, err := r.do(ctx, http.MethodGet, path, nil, nil, true)
 		if err != nil {
 			if ctx.Err() != nil {
-				return job, fmt.Errorf("mark down %s: job %d still %s after %s: %w", name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
+				return job, fmt.Errorf("%s %s: job %d still %s after %s: %w", what, name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
 			}
-			return job, fmt.Errorf("mark down %s: job %d: %w", name, id, err)
+			return job, fmt.Errorf("%s %s: job %d: %w", what, name, id, err)
 		}
 		j, gone, err := ParseJob(b)
 		if err != nil {
-			return job, fmt.Errorf("mark down %s: rapi GET %s: %w", name, path, err)
+			return job, fmt.Errorf("%s %s: rapi GET %s: %w", what, name, path, err)
 		}
 		if j.ID != id {
-			return job, fmt.Errorf("mark down %s: rapi GET %s answered job %d", name, path, j.ID)
+			return job, fmt.Errorf("%s %s: rapi GET %s answered job %d", what, name, path, j.ID)
 		}
 		job = j
 		if JobFinished(job.Status) {
 			if cancelAsked && job.Status == JobCanceled {
-				return job, fmt.Errorf("mark down %s: job %d: %w", name, id, ErrJobDeferred)
+				return job, fmt.Errorf("%s %s: job %d: %w", what, name, id, ErrJobDeferred)
 			}
-			return finished(name, job, gone)
+			return finished(what, name, job, gone)
 		}
 		if !cancelAsked && notStarted(job.Status) {
 			why := ""
@@ -415,7 +430,7 @@ func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return job, fmt.Errorf("mark down %s: job %d still %s after %s: %w", name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
+			return job, fmt.Errorf("%s %s: job %d still %s after %s: %w", what, name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
 		case <-t.C:
 		}
 		if interval = interval * 2; interval > time.Second {
@@ -481,14 +496,14 @@ func (r *RAPI) cancelJob(ctx context.Context, id int64) error {
 	return nil
 }
 
-// finished turns a finished job into MarkDown's result.
-func finished(name string, job Job, gone bool) (Job, error) {
+// finished turns a finished job into MarkDown's or StartUp's result.
+func finished(what, name string, job Job, gone bool) (Job, error) {
 	switch {
 	case job.Status == JobSuccess:
 		return job, nil
 	case gone:
-		return job, fmt.Errorf("mark down %s: job %d: %w: %s", name, job.ID, ErrInstanceGone, job.Error)
+		return job, fmt.Errorf("%s %s: job %d: %w: %s", what, name, job.ID, ErrInstanceGone, job.Error)
 	default:
-		return job, fmt.Errorf("mark down %s: job %d %s: %w: %s", name, job.ID, job.Status, ErrJobFailed, job.Error)
+		return job, fmt.Errorf("%s %s: job %d %s: %w: %s", what, name, job.ID, job.Status, ErrJobFailed, job.Error)
 	}
 }

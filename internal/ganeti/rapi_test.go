@@ -110,6 +110,33 @@ func TestRAPIRequests(t *testing.T) {
 	}
 }
 
+// TestRAPIStartUpRequest: the startup is PUT
+// /2/instances/<name>/startup with the reason in the query string and no
+// body (rlib2's R_2_instances_name_startup reads none), then job polls.
+func TestRAPIStartUpRequest(t *testing.T) {
+	f := ganetifake.Start(t, fakeState())
+	c := newRAPI(t, f, nil)
+	if _, err := c.StartUp(context.Background(), StartUpRequest{Name: "db1.example.com", Reason: "crash restart"}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := f.Requests()
+	su := reqs[0]
+	if su.Method != "PUT" || su.Path != "/2/instances/db1.example.com/startup" || su.Body != "" || su.ContentType != "" {
+		t.Errorf("startup sent as %+v", su)
+	}
+	if d := cmp.Diff("reason=ganeti-userdown%3A+crash+restart", su.Query); d != "" {
+		t.Errorf("query (-want +got):\n%s", d)
+	}
+	for _, r := range reqs[1:] {
+		if r.Method != "GET" || r.Path != "/2/jobs/1" {
+			t.Errorf("unexpected request after the startup: %+v", r)
+		}
+	}
+	if in := f.State().Instances[1]; in.AdminState != "up" {
+		t.Errorf("db1 after the start: %+v", in)
+	}
+}
+
 // TestRAPIUserSource sends admin_state_source only when asked.
 func TestRAPIUserSource(t *testing.T) {
 	st := fakeState()

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -399,7 +402,11 @@ func stopDomain(ctx context.Context, ts Toolstack, name string, timeout int) err
 
 // ---- jobs ----
 
-const opShutdown = "OP_INSTANCE_SHUTDOWN"
+// Opcodes of the jobs the fake runs.
+const (
+	opShutdown = "OP_INSTANCE_SHUTDOWN"
+	opStartup  = "OP_INSTANCE_STARTUP"
+)
 
 // Submit queues Ganeti's instance shutdown and schedules it: the job
 // waits while another job holds the instance lock.
@@ -425,6 +432,26 @@ func (e *Engine) Submit(name string, timeout int, source string, reason []Reason
 	return id, e.Schedule()
 }
 
+// SubmitStartup queues Ganeti's instance startup and schedules it like a
+// shutdown: the job waits while another job holds the instance lock.
+func (e *Engine) SubmitStartup(name string, reason []Reason, dryRun bool) (int64, error) {
+	var id int64
+	err := e.Store.Update(func(st *State) error {
+		id = st.newJobID()
+		st.Jobs = append(st.Jobs, Job{
+			ID: id, OpID: opStartup, Instance: name, DryRun: dryRun, Status: "queued",
+			Received: e.now(),
+			Reason: append(reason, Reason{"gnt:opcode:instance_startup",
+				fmt.Sprintf("job=%d;index=0", id), e.Now().UnixNano()}),
+		})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, e.Schedule()
+}
+
 // holder returns the running job holding instance's lock, or 0.
 func holder(st *State, instance string, except int64) int64 {
 	for _, j := range st.Jobs {
@@ -435,15 +462,15 @@ func holder(st *State, instance string, except int64) int64 {
 	return 0
 }
 
-// Schedule starts queued and waiting shutdown jobs whose instance lock is
-// free.
+// Schedule starts queued and waiting shutdown and startup jobs whose
+// instance lock is free.
 func (e *Engine) Schedule() error {
 	var start []int64
 	err := e.Store.Update(func(st *State) error {
 		sort.Slice(st.Jobs, func(i, j int) bool { return st.Jobs[i].ID < st.Jobs[j].ID })
 		for i := range st.Jobs {
 			j := &st.Jobs[i]
-			if j.OpID != opShutdown || (j.Status != "queued" && j.Status != "waiting") {
+			if (j.OpID != opShutdown && j.OpID != opStartup) || (j.Status != "queued" && j.Status != "waiting") {
 				continue
 			}
 			if st.Knobs.QueueJobs[j.Instance] {
@@ -590,8 +617,8 @@ func (st *State) newJobID() int64 {
 	return id
 }
 
-// execute runs a started shutdown job to its end (or leaves it running
-// when the instance's HangJobs knob is set).
+// execute runs a started shutdown or startup job to its end (or leaves it
+// running when the instance's HangJobs knob is set).
 func (e *Engine) execute(id int64) {
 	st, err := e.Store.Snapshot()
 	if err != nil {
@@ -607,7 +634,7 @@ func (e *Engine) execute(id int64) {
 	case in == nil:
 		e.Finish(id, "error", opResult("OpPrereqError", fmt.Sprintf("Instance '%s' not known", name), "unknown_entity"))
 		return
-	case j.AdminStateSource == "user" && e.live(e.ctx, st, *in).status != "USER_down":
+	case j.OpID == opShutdown && j.AdminStateSource == "user" && e.live(e.ctx, st, *in).status != "USER_down":
 		e.Finish(id, "error", opResult("OpPrereqError", fmt.Sprintf("Instance '%s' was not shutdown by the user", name)))
 		return
 	case st.Knobs.FailJobs[name] != "":
@@ -623,6 +650,9 @@ func (e *Engine) execute(id int64) {
 			return nil
 		})
 		e.Finish(id, "success", nil)
+		return
+	case j.OpID == opStartup:
+		e.startup(id, st, name)
 		return
 	}
 	// Ganeti records the new admin state first, then stops the domain.
@@ -648,6 +678,63 @@ func (e *Engine) execute(id int64) {
 		}
 	}
 	e.Finish(id, "success", nil)
+}
+
+// startup does what Ganeti's instance startup does: record the instance
+// as admin up (source admin), then, unless its domain already runs, write
+// the instance's Xen config when there is none and run `xl create
+// CONFIG_DIR/NAME`. A domain that exists but is shut down or crashed makes
+// create fail ("already exists"), and the job with it, as on a real node.
+func (e *Engine) startup(id int64, st State, name string) {
+	err := e.Store.Update(func(s *State) error {
+		if i := s.instance(name); i != nil {
+			i.AdminState = "up"
+			i.AdminStateSource = "admin"
+			i.Status = ""
+		}
+		return nil
+	})
+	if err != nil {
+		e.Finish(id, "error", opResult("OpExecError", err.Error()))
+		return
+	}
+	if st.Toolstack.Command == "" {
+		e.Finish(id, "success", nil)
+		return
+	}
+	if err := startDomain(e.ctx, st.Toolstack, name); err != nil {
+		if e.ctx.Err() != nil {
+			return // the fake is shutting down: the job stays running
+		}
+		e.Finish(id, "error", opResult("OpExecError", fmt.Sprintf("Could not start instance '%s': %v", name, err)))
+		return
+	}
+	e.Finish(id, "success", nil)
+}
+
+// startDomain creates the domain of name from ConfigDir/name unless a
+// running domain of that name exists. A missing config is written as
+// Ganeti's hypervisor would (its default actions: destroy, restart,
+// restart).
+func startDomain(ctx context.Context, ts Toolstack, name string) error {
+	state, present, err := domainState(ctx, ts, name)
+	if err != nil {
+		return err
+	}
+	if present && len(state) == 6 && state[3] != 's' && !strings.Contains(state, "c") {
+		return nil // already running: Ganeti's node daemon does not start it again
+	}
+	cfg := filepath.Join(ts.configDir(), name)
+	if _, err := os.Stat(cfg); errors.Is(err, fs.ErrNotExist) {
+		src := fmt.Sprintf("name = '%s'\nmemory = 128\nvcpus = 1\non_poweroff = 'destroy'\non_reboot = 'restart'\non_crash = 'restart'\n", name)
+		if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+			return err
+		}
+	}
+	if out, err := toolstack(ctx, ts, "create", cfg); err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // ---- locks ----
@@ -753,6 +840,14 @@ func JobJSON(j Job, in *Instance) map[string]any {
 		op["timeout"] = j.Timeout
 		op["no_remember"] = false
 		op["admin_state_source"] = j.AdminStateSource
+	}
+	if j.OpID == opStartup {
+		op["force"] = false
+		op["ignore_offline_nodes"] = false
+		op["hvparams"] = map[string]any{}
+		op["beparams"] = map[string]any{}
+		op["no_remember"] = false
+		op["startup_paused"] = false
 	}
 	var result any
 	if len(j.Result) > 0 {

@@ -218,6 +218,11 @@ func (h *Handler) serve(r *http.Request, body []byte) (any, *httpError) {
 			return nil, errorOf(501, "Method "+r.Method+" is unsupported")
 		}
 		return h.shutdown(segs[2], q, data, st)
+	case len(segs) == 4 && segs[0] == "2" && segs[1] == "instances" && segs[3] == "startup":
+		if r.Method != http.MethodPut {
+			return nil, errorOf(501, "Method "+r.Method+" is unsupported")
+		}
+		return h.startup(segs[2], q, st)
 	case len(segs) == 3 && segs[0] == "2" && segs[1] == "jobs" && r.Method == http.MethodDelete:
 		id, err := strconv.ParseInt(segs[2], 10, 64)
 		if err != nil {
@@ -351,6 +356,27 @@ func (h *Handler) shutdown(name string, q url.Values, data any, st State) (any, 
 	reason = append(reason, Reason{"gnt:library:rlib2:instances_name_shutdown", "", now})
 	dry := q.Get("dry-run") == "1"
 	id, err := h.Engine.Submit(name, timeout, source, reason, dry)
+	if err != nil {
+		return nil, errorOf(500, err.Error())
+	}
+	return id, nil
+}
+
+// startup answers PUT /2/instances/<name>/startup as rlib2's
+// R_2_instances_name_startup does: the body is not read (the opcode is
+// built from the path and the force, dry-run and no_remember query
+// arguments), the reason comes from the query string.
+func (h *Handler) startup(name string, q url.Values, st State) (any, *httpError) {
+	if st.Knobs.NotFound404 && st.instance(name) == nil {
+		return nil, errorOf(404, "")
+	}
+	now := time.Now().UnixNano()
+	var reason []Reason
+	if txt := q.Get("reason"); txt != "" {
+		reason = append(reason, Reason{"gnt:user", txt, now})
+	}
+	reason = append(reason, Reason{"gnt:library:rlib2:instances_name_startup", "", now})
+	id, err := h.Engine.SubmitStartup(name, reason, q.Get("dry-run") == "1")
 	if err != nil {
 		return nil, errorOf(500, err.Error())
 	}

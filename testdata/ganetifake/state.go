@@ -30,8 +30,8 @@ type State struct {
 	// Canceled counts the jobs cancelled before they started.
 	Canceled int   `json:"canceled,omitempty"`
 	Knobs    Knobs `json:"knobs"`
-	// Toolstack is the xl (or xm) the shutdown job calls; empty: the job
-	// only changes the configuration.
+	// Toolstack is the xl (or xm) the shutdown and startup jobs call;
+	// empty: the jobs only change the configuration.
 	Toolstack Toolstack `json:"toolstack"`
 }
 
@@ -69,7 +69,8 @@ type Reason struct {
 // Job is a job of the fake queue.
 type Job struct {
 	ID int64 `json:"id"`
-	// OpID is OP_INSTANCE_SHUTDOWN for the jobs the fake runs; tests add
+	// OpID is OP_INSTANCE_SHUTDOWN or OP_INSTANCE_STARTUP for the jobs
+	// the fake runs; tests add
 	// other jobs (e.g. OP_INSTANCE_STARTUP, status running) to hold an
 	// instance's lock.
 	OpID             string          `json:"op_id"`
@@ -111,10 +112,20 @@ type Knobs struct {
 	NotFound404 bool `json:"not_found_404,omitempty"`
 }
 
-// Toolstack is the command the shutdown job runs.
+// Toolstack is the command the shutdown and startup jobs run.
 type Toolstack struct {
 	Command string   `json:"command,omitempty"`
 	Env     []string `json:"env,omitempty"`
+	// ConfigDir is where the instances' Xen configs live (default
+	// /etc/xen): a startup job runs `xl create CONFIG_DIR/NAME`.
+	ConfigDir string `json:"config_dir,omitempty"`
+}
+
+func (ts Toolstack) configDir() string {
+	if ts.ConfigDir == "" {
+		return "/etc/xen"
+	}
+	return ts.ConfigDir
 }
 
 // instance returns a pointer to the named instance, or nil.
