@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -9,20 +10,6 @@ import (
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/xen"
 )
-
-// Starter starts an instance through Ganeti (RAPI PUT
-// /2/instances/<name>/startup, or gnt-instance startup) and waits,
-// bounded, for the job; the error is nil only when the job succeeded.
-type Starter interface {
-	StartUp(ctx context.Context, name, reason string) (ganeti.Job, error)
-}
-
-// starterOf returns the cluster client's way to start instances, if it
-// has one.
-func starterOf(c ganeti.Client) (Starter, bool) {
-	st, ok := c.(Starter)
-	return st, ok
-}
 
 // StartResult is the outcome of starting one crashed instance again.
 type StartResult struct {
@@ -66,10 +53,9 @@ func StartCrashed(ctx context.Context, c ganeti.Client, s Sources, rep *Report) 
 		return false
 	}
 	add := func(r StartResult) { rep.Starts = append(rep.Starts, r) }
-	st, ok := starterOf(c)
-	if c == nil || !ok {
+	if c == nil {
 		for _, d := range cands {
-			add(StartResult{Instance: d.Name, DomID: d.DomID, Status: "skipped", Why: "the cluster client cannot start instances: Ganeti's watcher starts it"})
+			add(StartResult{Instance: d.Name, DomID: d.DomID, Status: "skipped", Why: "the cluster was not queried: Ganeti's watcher starts it"})
 		}
 		return false
 	}
@@ -107,15 +93,21 @@ func StartCrashed(ctx context.Context, c ganeti.Client, s Sources, rep *Report) 
 			log.Info("crashed instance not started", "instance", d.Name, "why", why)
 			continue
 		}
-		job, err := st.StartUp(ctx, d.Name, detect.StartReason(s.Node, d))
+		job, err := c.StartUp(ctx, ganeti.StartUpRequest{Name: d.Name, Reason: detect.StartReason(s.Node, d)})
 		res := StartResult{Instance: d.Name, DomID: d.DomID, JobID: job.ID, Status: job.Status, Why: why}
-		if err != nil {
+		switch {
+		case errors.Is(err, ganeti.ErrJobDeferred), errors.Is(err, ganeti.ErrInstanceGone):
+			// Another job holds it (an operator's shutdown, say), or
+			// it is gone: not ours to insist.
+			res.Status, res.Why = "deferred", err.Error()
+			log.Info("crashed instance not started", "instance", d.Name, "why", err)
+		case err != nil:
 			res.Error, res.Failed, failed = err.Error(), true, true
 			if res.Status == "" {
 				res.Status = "not submitted"
 			}
 			log.Error("starting the crashed instance failed; Ganeti's watcher starts it", "instance", d.Name, "job", job.ID, "err", err)
-		} else {
+		default:
 			res.Started = true
 			log.Info("crashed instance started again", "instance", d.Name, "job", job.ID)
 		}
