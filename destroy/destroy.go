@@ -1,6 +1,9 @@
 // Package destroy removes preserved Xen domains without ever touching a
 // running one: every destruction re-reads the domain by domid right before
-// acting and gives up when anything about it changed.
+// acting and gives up when anything about it changed. It acts only: what
+// to destroy is decided in package detect, and the one rule it enforces
+// itself, safety rule 1, is the state classification of internal/xen.
+// It also names and prunes core dumps and runs the shim's reaper.
 package destroy
 
 import (
@@ -25,11 +28,12 @@ type Result struct {
 }
 
 // Safely re-reads want.ID and destroys it only if the uuid (when known) and
-// name still match and the domain is Dead(); otherwise it reports why it
-// skipped. Only a domain that stopped for good is destroyed: powered off,
-// crashed or stopped by its watchdog; suspend, reboot and soft reset in
-// flight, unknown reasons and dying domains are skipped. The control
-// domain is never destroyed. An error means the domain could not be read
+// name still match and the domain is of class stopped; otherwise it
+// reports why it skipped. Only a domain that stopped for good is
+// destroyed: powered off, crashed or stopped by its watchdog; alive
+// domains, suspend, reboot and soft reset in flight, unknown reasons and
+// dying domains are skipped (design.md, "Decisions", safety rule 1). The
+// control domain is never destroyed. An error means the domain could not be read
 // or the destruction failed.
 func Safely(ctx context.Context, x Toolstack, want xen.Domain) (Result, error) {
 	if want.IsDom0() {
@@ -39,6 +43,12 @@ func Safely(ctx context.Context, x Toolstack, want xen.Domain) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("re-read domain %d (%s): %w", want.ID, want.Name, err)
 	}
+	return destroyReread(ctx, x, want, got, ok)
+}
+
+// destroyReread destroys want.ID if the domain re-read just now (got,
+// present when ok) may go (Refuse). Every destruction goes through it.
+func destroyReread(ctx context.Context, x Toolstack, want, got xen.Domain, ok bool) (Result, error) {
 	if why := Refuse(want, got, ok); why != "" {
 		return Result{Skipped: why}, nil
 	}
@@ -67,13 +77,9 @@ func Refuse(want, got xen.Domain, ok bool) string {
 		return fmt.Sprintf("domain %d changed uuid: %s, was %s", want.ID, got.UUID, want.UUID)
 	case got.Name != want.Name:
 		return fmt.Sprintf("domain %d changed name: %q, was %q", want.ID, got.Name, want.Name)
-	case got.State.Dying:
-		return fmt.Sprintf("domain %d is dying (%s): Xen is already destroying it", want.ID, got.State.Letters)
-	case got.State.Shutdown && got.State.Reason != xen.ReasonPoweroff &&
-		got.State.Reason != xen.ReasonCrash && got.State.Reason != xen.ReasonWatchdog:
-		return fmt.Sprintf("domain %d is shut down for %s (%s), an operation in flight", want.ID, got.State.Reason, got.State.Letters)
-	case !got.State.Dead():
-		return fmt.Sprintf("domain %d is not shut down or crashed (%s)", want.ID, got.State.Letters)
+	case got.State.Class() != xen.ClassStopped:
+		// Safety rule 1: only a domain that stopped for good goes.
+		return fmt.Sprintf("domain %d is %s: not shut down or crashed for good", want.ID, got.State.Describe())
 	}
 	return ""
 }

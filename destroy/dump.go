@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"ganeti-userdown/detect"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -17,14 +16,14 @@ type Dumper interface {
 }
 
 // DumpCore writes the core of d into dir (created, mode 0700, when
-// missing) at detect.DumpPath, then removes that instance's dumps beyond
+// missing) at DumpPath, then removes that instance's dumps beyond
 // the newest keep. It returns the dump's path and the names it pruned;
 // the path is set whenever the dump was written, even when pruning failed.
 func DumpCore(ctx context.Context, x Dumper, d xen.Domain, dir string, keep int, now time.Time) (path string, pruned []string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, fmt.Errorf("dump dir: %w", err)
 	}
-	path = detect.DumpPath(dir, d.Name, now)
+	path = DumpPath(dir, d.Name, now)
 	if err := x.DumpCore(ctx, d.ID, path); err != nil {
 		return "", nil, err
 	}
@@ -38,7 +37,7 @@ func DumpCore(ctx context.Context, x Dumper, d xen.Domain, dir string, keep int,
 			names = append(names, e.Name())
 		}
 	}
-	for _, n := range detect.DumpsToPrune(names, d.Name, keep) {
+	for _, n := range DumpsToPrune(names, d.Name, keep) {
 		if err := os.Remove(filepath.Join(dir, n)); err != nil {
 			return path, pruned, fmt.Errorf("prune dumps: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"ganeti-userdown/internal/dnsname"
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
@@ -110,16 +111,19 @@ type Input struct {
 	Now time.Time
 }
 
-// NeedsCluster reports whether any domain other than dom0 is shut down or
-// crashed for good: only then does a decision need the cluster's view.
-// Running domains and operations in flight (suspend, reboot) need no
-// request to the master.
+// NeedsCluster reports whether any domain other than dom0 is neither
+// alive nor in flight (design.md, "Domain state classification"): only
+// then does a decision need the cluster's view. Running domains and
+// operations in flight (suspend, reboot, soft reset) need no request to
+// the master.
 func NeedsCluster(domains []xen.Domain) bool {
 	for _, d := range domains {
 		if d.IsDom0() {
 			continue
 		}
-		if !d.State.Alive() && !d.State.Transient() {
+		switch d.State.Class() {
+		case xen.ClassAlive, xen.ClassInFlight:
+		default:
 			return true
 		}
 	}
@@ -133,52 +137,66 @@ func Decide(in Input) []Decision {
 	if in.Queried {
 		for i := range in.Instances {
 			x := &in.Instances[i]
-			if x.PrimaryNode == in.Node {
+			if dnsname.Equal(x.PrimaryNode, in.Node) {
 				inst[x.Name] = x
 			}
 		}
 	}
-	byName := make(map[string]state.Intent)
-	byUUID := make(map[string]state.Intent)
-	for _, it := range in.Intents {
-		if !it.Live(in.Now) {
-			continue
-		}
-		if it.Instance != "" {
-			if _, ok := byName[it.Instance]; !ok {
-				byName[it.Instance] = it
-			}
-		}
-		if it.UUID != "" {
-			u := strings.ToLower(it.UUID)
-			if _, ok := byUUID[u]; !ok {
-				byUUID[u] = it
-			}
-		}
-	}
+	intents := newIntentIndex(in.Intents, in.Now)
+	live := liveNames(in.Domains)
 	out := make([]Decision, 0, len(in.Domains))
 	for _, d := range in.Domains {
-		out = append(out, decideOne(&in, d, inst, byName, byUUID))
+		out = append(out, decideOne(&in, d, inst, intents, live))
 	}
 	return out
 }
 
-func decideOne(in *Input, d xen.Domain, inst map[string]*ganeti.Instance, byName, byUUID map[string]state.Intent) Decision {
+// liveNames maps each name to the domains of that name that are alive or
+// in flight (dom0 aside): libxl forbids two domains of one name, so a
+// second domain of a live name is an anomaly.
+func liveNames(domains []xen.Domain) map[string][]xen.Domain {
+	m := map[string][]xen.Domain{}
+	for _, d := range domains {
+		if d.IsDom0() {
+			continue
+		}
+		switch d.State.Class() {
+		case xen.ClassAlive, xen.ClassInFlight:
+			m[d.Name] = append(m[d.Name], d)
+		}
+	}
+	return m
+}
+
+// sameName returns, for the note of the anomaly, the other domains listed
+// under d's name that are alive or in flight.
+func sameName(live map[string][]xen.Domain, d xen.Domain) []string {
+	var others []string
+	for _, o := range live[d.Name] {
+		if o.ID != d.ID {
+			others = append(others, fmt.Sprintf("domain %d (%s)", o.ID, o.State.Letters))
+		}
+	}
+	return others
+}
+
+func decideOne(in *Input, d xen.Domain, inst map[string]*ganeti.Instance, intents intentIndex, live map[string][]xen.Domain) Decision {
 	dec := Decision{Name: d.Name, DomID: d.ID, UUID: d.UUID, State: d.State.Letters, Reason: d.State.Reason}
 	set := func(k Kind, why string) Decision {
 		dec.Decision, dec.Why = k, why
 		return dec
 	}
 	st := d.State
+	class := st.Class()
 	if d.IsDom0() {
 		return set(Dom0, "the control domain")
 	}
 	if !in.Queried {
-		switch {
-		case st.Alive():
+		switch class {
+		case xen.ClassAlive:
 			return set(Running, aliveWhy(st))
-		case st.Transient():
-			return set(Running, transientWhy(st))
+		case xen.ClassInFlight:
+			return set(inFlight(st))
 		}
 		return set(Wait, "shut down, but the cluster was not queried")
 	}
@@ -189,32 +207,38 @@ func decideOne(in *Input, d xen.Domain, inst map[string]*ganeti.Instance, byName
 	dec.AdminState = x.AdminState
 	policy, note := PolicyFor(x.Tags, in.DefaultPolicy)
 	dec.Policy = policy
-	switch {
-	case st.Alive():
-		return set(Running, aliveWhy(st))
-	case st.Dying:
-		return set(Wait, "dying: Xen is already destroying it")
-	case st.Transient():
-		if st.Reason == xen.ReasonSuspend {
-			return set(Wait, transientWhy(st))
+	// libxl forbids two domains of one name. If a listing ever shows
+	// one, the instance counts as running while any of its domains is
+	// alive or in flight: nothing of it is marked down or destroyed.
+	if others := sameName(live, d); len(others) > 0 {
+		anomaly := fmt.Sprintf("the name %s is listed more than once (also %s), which libxl forbids", d.Name, strings.Join(others, ", "))
+		if class == xen.ClassAlive {
+			return set(Running, aliveWhy(st)+"; "+anomaly)
 		}
-		return set(Running, transientWhy(st))
-	case st.Reason == xen.ReasonSoftReset:
-		return set(Wait, "soft reset in flight")
-	case st.Reason != xen.ReasonPoweroff && st.Reason != xen.ReasonCrash && st.Reason != xen.ReasonWatchdog:
+		return set(Wait, anomaly+": the instance counts as running, nothing done")
+	}
+	switch class {
+	case xen.ClassAlive:
+		return set(Running, aliveWhy(st))
+	case xen.ClassDying:
+		return set(Wait, "dying: Xen is already destroying it")
+	case xen.ClassInFlight:
+		return set(inFlight(st))
+	case xen.ClassUnknown:
 		return set(Wait, fmt.Sprintf("shut down for a reason Xen does not name (%s): left alone", st.Letters))
+	case xen.ClassStopped:
+	default:
+		return set(Wait, fmt.Sprintf("state %s (class %s) not understood: left alone", st.Letters, class))
 	}
 	// The domain stopped for good: powered off, crashed or watchdog.
 	if in.Locked[x.Name] {
 		return set(Wait, "a Ganeti job holds instance/"+x.Name)
 	}
-	if it, ok := byName[x.Name]; ok {
-		return set(HostInitiated, fmt.Sprintf("%s asked by Ganeti (%s intent, expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339)))
-	}
-	if d.UUID != "" {
-		if it, ok := byUUID[strings.ToLower(d.UUID)]; ok {
-			return set(HostInitiated, fmt.Sprintf("%s asked through the toolstack (%s intent, expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339)))
+	if it, ok := intents.lookup(x.Name, d.UUID); ok {
+		if it.Instance != "" {
+			return set(HostInitiated, fmt.Sprintf("%s asked by Ganeti (%s intent, expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339)))
 		}
+		return set(HostInitiated, fmt.Sprintf("%s asked through the toolstack (%s intent, expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339)))
 	}
 	if policy == PolicyIgnore {
 		return set(Wait, "policy ignore"+note)
@@ -255,11 +279,16 @@ func aliveWhy(st xen.State) string {
 	return "running"
 }
 
-func transientWhy(st xen.State) string {
-	if st.Reason == xen.ReasonSuspend {
-		return "suspended: a save or migration in flight"
+// inFlight decides a domain of class in-flight: a reboot is Xen starting
+// it again (running); a suspend (save, migration) and a soft reset wait.
+func inFlight(st xen.State) (Kind, string) {
+	switch st.Reason {
+	case xen.ReasonReboot:
+		return Running, "reboot in flight: Xen starts it again"
+	case xen.ReasonSuspend:
+		return Wait, "suspended: a save or migration in flight"
 	}
-	return "reboot in flight: Xen starts it again"
+	return Wait, "soft reset in flight"
 }
 
 // PolicyFor returns the policy an instance's tags give, def when no tag

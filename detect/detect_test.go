@@ -9,27 +9,29 @@ import (
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
+	"ganeti-userdown/internal/xen/xentest"
 )
 
 const node = "node1.example.com"
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-// The state columns of the design's "Xen facts" table, decoded.
+// The state columns of the design's "Xen facts" table, decoded by the
+// real parser.
 var (
-	stRunning   = xen.State{Running: true, Letters: "r-----"}
-	stBlocked   = xen.State{Blocked: true, Letters: "-b----"}
-	stPaused    = xen.State{Paused: true, Letters: "--p---"}
-	stPoweroff  = xen.State{Shutdown: true, Reason: xen.ReasonPoweroff, Letters: "---s--"}
-	stCrash     = xen.State{Shutdown: true, Reason: xen.ReasonCrash, Letters: "---sc-"}
-	stXMCrash   = xen.State{Reason: xen.ReasonCrash, Letters: "----c-"}
-	stWatchdog  = xen.State{Shutdown: true, Reason: xen.ReasonWatchdog, Letters: "---sw-"}
-	stSuspend   = xen.State{Shutdown: true, Reason: xen.ReasonSuspend, Letters: "---ss-"}
-	stReboot    = xen.State{Shutdown: true, Reason: xen.ReasonReboot, Letters: "---sr-"}
-	stSoftReset = xen.State{Shutdown: true, Reason: xen.ReasonSoftReset, Letters: "---sS-"}
-	stUnknown   = xen.State{Shutdown: true, Reason: xen.ReasonUnknown, Letters: "---s?-"}
-	stDying     = xen.State{Shutdown: true, Dying: true, Reason: xen.ReasonPoweroff, Letters: "---s-d"}
-	stDyingOnly = xen.State{Dying: true, Letters: "-----d"}
+	stRunning   = xentest.MustState(xen.XL, "r-----")
+	stBlocked   = xentest.MustState(xen.XL, "-b----")
+	stPaused    = xentest.MustState(xen.XL, "--p---")
+	stPoweroff  = xentest.MustState(xen.XL, "---s--")
+	stCrash     = xentest.MustState(xen.XL, "---sc-")
+	stXMCrash   = xentest.MustState(xen.XM, "----c-")
+	stWatchdog  = xentest.MustState(xen.XL, "---sw-")
+	stSuspend   = xentest.MustState(xen.XL, "---ss-")
+	stReboot    = xentest.MustState(xen.XL, "---sr-")
+	stSoftReset = xentest.MustState(xen.XL, "---sS-")
+	stUnknown   = xentest.MustState(xen.XL, "---s?-")
+	stDying     = xentest.MustState(xen.XL, "---s-d")
+	stDyingOnly = xentest.MustState(xen.XL, "-----d")
 )
 
 func uuidOf(name string) string { return "uuid-" + name }
@@ -332,6 +334,47 @@ func TestDecide(t *testing.T) {
 			want: []Decision{decision(domain("a", 8, stPoweroff), ganeti.AdminUp, PolicyDown, Wait, "shutdown first seen now; acting after settle 1m0s")},
 		},
 		{
+			name: "one name listed twice, one of them running",
+			ref:  `"One name listed twice ... the instance is treated as running ... each gets wait with a why naming the anomaly"`,
+			in:   base([]xen.Domain{domain("web1.example.com", 5, stPoweroff), domain("web1.example.com", 7, stBlocked)}, webUp),
+			want: []Decision{
+				decision(domain("web1.example.com", 5, stPoweroff), ganeti.AdminUp, PolicyDown, Wait,
+					"the name web1.example.com is listed more than once (also domain 7 (-b----)), which libxl forbids: the instance counts as running, nothing done"),
+				decision(domain("web1.example.com", 7, stBlocked), ganeti.AdminUp, PolicyDown, Running, "running"),
+			},
+		},
+		{
+			name: "one name listed twice, one rebooting, the other crashed, instance down",
+			ref:  `"One name listed twice ... one of them is alive (or in flight)"`,
+			in:   base([]xen.Domain{domain("db1.example.com", 6, stCrash), domain("db1.example.com", 8, stReboot)}, instance("db1.example.com", ganeti.AdminDown)),
+			want: []Decision{
+				decision(domain("db1.example.com", 6, stCrash), ganeti.AdminDown, PolicyDown, Wait,
+					"the name db1.example.com is listed more than once (also domain 8 (---sr-)), which libxl forbids: the instance counts as running, nothing done"),
+				decision(domain("db1.example.com", 8, stReboot), ganeti.AdminDown, PolicyDown, Running, "reboot in flight: Xen starts it again"),
+			},
+		},
+		{
+			name: "one name listed twice, both running",
+			ref:  `"One name listed twice": reported on the running domains too`,
+			in:   base([]xen.Domain{domain("web1.example.com", 5, stRunning), domain("web1.example.com", 7, stBlocked)}, webUp),
+			want: []Decision{
+				decision(domain("web1.example.com", 5, stRunning), ganeti.AdminUp, PolicyDown, Running,
+					"running; the name web1.example.com is listed more than once (also domain 7 (-b----)), which libxl forbids"),
+				decision(domain("web1.example.com", 7, stBlocked), ganeti.AdminUp, PolicyDown, Running,
+					"running; the name web1.example.com is listed more than once (also domain 5 (r-----)), which libxl forbids"),
+			},
+		},
+		{
+			name: "node name spelled in another case, with a trailing dot",
+			ref:  `"Node names": "A node whose FQDN differs from Ganeti's name only in case or a trailing dot is still this node."`,
+			in: func() Input {
+				in := base([]xen.Domain{web}, webUp)
+				in.Node = "Node1.Example.COM."
+				return in
+			}(),
+			want: []Decision{markWeb},
+		},
+		{
 			name: "dead domain but cluster not queried",
 			ref:  `safety rule 4: "When Xen or cluster state cannot be read or parsed, do nothing and say so."`,
 			in:   Input{Node: node, Flavour: xen.XL, Now: now, DefaultPolicy: PolicyDown, Domains: []xen.Domain{web, domain("d", 12, stDying)}},
@@ -389,6 +432,8 @@ func TestNeedsCluster(t *testing.T) {
 		{"a poweroff", []xen.Domain{domain("a", 1, stRunning), domain("b", 2, stPoweroff)}, true},
 		{"a crash (xm)", []xen.Domain{domain("b", 2, stXMCrash)}, true},
 		{"a dying domain", []xen.Domain{domain("b", 2, stDyingOnly)}, true},
+		{"a soft reset in flight", []xen.Domain{domain("b", 2, stSoftReset)}, false},
+		{"an unknown reason", []xen.Domain{domain("b", 2, stUnknown)}, true},
 	}
 	for _, tc := range tests {
 		if got := NeedsCluster(tc.domains); got != tc.want {
@@ -429,36 +474,5 @@ func TestToMarkDownAndLockCandidates(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"a", "b", "c"}, LockCandidates(ds)); d != "" {
 		t.Errorf("LockCandidates (-want +got):\n%s", d)
-	}
-}
-
-func TestDumpPathAndPruning(t *testing.T) {
-	at := time.Date(2026, 11, 25, 12, 0, 1, 500e6, time.FixedZone("CET", 3600))
-	if got, want := DumpPath("/var/crash/xen", "db1.example.com", at), "/var/crash/xen/db1.example.com.20261125T110001.500Z.core"; got != want {
-		t.Errorf("DumpPath = %q, want %q", got, want)
-	}
-	names := []string{
-		"db1.example.com.20261125T110001.500Z.core",
-		"db1.example.com.20261120T000000.000Z.core",
-		"db1.example.com.20261122T000000.000Z.core",
-		"db1.example.com.20261124T000000.000Z.core",
-		"db1.example.com.x.20261101T000000.000Z.core",  // instance db1.example.com.x
-		"db1.example.com.20261101T000000.000Z.core.gz", // not a dump of ours
-		"notes.txt",
-	}
-	want := []string{"db1.example.com.20261120T000000.000Z.core"}
-	if d := cmp.Diff(want, DumpsToPrune(names, "db1.example.com", 3)); d != "" {
-		t.Errorf("DumpsToPrune keep 3 (-want +got):\n%s", d)
-	}
-	want = []string{
-		"db1.example.com.20261120T000000.000Z.core",
-		"db1.example.com.20261122T000000.000Z.core",
-		"db1.example.com.20261124T000000.000Z.core",
-	}
-	if d := cmp.Diff(want, DumpsToPrune(names, "db1.example.com", 1)); d != "" {
-		t.Errorf("DumpsToPrune keep 1 (-want +got):\n%s", d)
-	}
-	if got := DumpsToPrune(names, "db1.example.com.x", 1); len(got) != 0 {
-		t.Errorf("DumpsToPrune for db1.example.com.x = %v, want none", got)
 	}
 }

@@ -422,8 +422,8 @@ func checkMarkDownJob(j ganetifake.Job, calls []simlog.Entry, shimRuns []span) s
 				}
 			}
 		case slices.Equal(e.Argv, []string{"destroy", j.Instance}) && e.Destroyed != nil:
-			st, err := xen.ParseState(xen.XL, e.Destroyed.State)
-			if err != nil || !st.Dead() {
+			// The simulator's own judgement, not ganeti-userdown's.
+			if stopped, err := simlog.StoppedForGood(e.Flavour, e.Destroyed.State); err != nil || !stopped {
 				return fmt.Sprintf("it destroyed domain %d while it was %s", e.Destroyed.ID, e.Destroyed.State)
 			}
 		}

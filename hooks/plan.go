@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"ganeti-userdown/internal/dnsname"
 )
 
 // Phase is the hook phase: Ganeti runs pre hooks before an operation
@@ -214,13 +216,13 @@ func role(env map[string]string, hook, node string) Role {
 			}
 		}
 		switch {
-		case sameNode(source, node):
+		case dnsname.Equal(source, node):
 			return RoleSource
-		case sameNode(target, node):
+		case dnsname.Equal(target, node):
 			return RoleTarget
 		}
 	default:
-		if sameNode(env["GANETI_INSTANCE_PRIMARY"], node) {
+		if dnsname.Equal(env["GANETI_INSTANCE_PRIMARY"], node) {
 			return RolePrimary
 		}
 	}
@@ -252,13 +254,6 @@ func actions(hook string, phase Phase, r Role, name string) []Action {
 		out = append(out, Action{Kind: RewriteConfig, Instance: name, Optional: true})
 	}
 	return out
-}
-
-// sameNode compares node names as Ganeti's DNS names: case-insensitive,
-// ignoring a trailing dot. An empty name matches nothing.
-func sameNode(a, b string) bool {
-	a, b = strings.TrimSuffix(a, "."), strings.TrimSuffix(b, ".")
-	return a != "" && strings.EqualFold(a, b)
 }
 
 // MaxNameLen is the longest DNS name.

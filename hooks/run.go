@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ganeti-userdown/destroy"
+	"ganeti-userdown/detect"
 	"ganeti-userdown/hvconfig"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/state"
@@ -151,7 +152,7 @@ func (r *Runner) destroyDead(ctx context.Context, instance string) Outcome {
 	if err != nil {
 		return Outcome{Err: fmt.Errorf("list domains: %w", err)}
 	}
-	dead := DeadDomainsOf(doms, instance)
+	dead := detect.DeadDomainsOf(doms, instance)
 	if len(dead) == 0 {
 		return Outcome{Done: fmt.Sprintf("no preserved dead domain of %s", instance)}
 	}
@@ -234,7 +235,8 @@ func (r *Runner) verify(ctx context.Context, instance string) Outcome {
 		instance, strings.Join(parts, ", "))}
 }
 
-// freeMemory destroys the certainly-safe preserved domains (Freeable).
+// freeMemory destroys the certainly-safe preserved domains
+// (detect.Freeable).
 func (r *Runner) freeMemory(ctx context.Context, instance string) Outcome {
 	doms, err := r.Xen.List(ctx)
 	if err != nil {
@@ -244,7 +246,7 @@ func (r *Runner) freeMemory(ctx context.Context, instance string) Outcome {
 	for _, p := range problems {
 		r.log().Warn("intent store", "problem", p)
 	}
-	chosen, skipped := Freeable(doms, intents, instance)
+	chosen, skipped := detect.Freeable(doms, intents, instance, r.now())
 	for _, s := range skipped {
 		r.log().Info("preserved domain left alone", "domain", s.Domain.Name, "domid", s.Domain.ID, "why", s.Why)
 	}

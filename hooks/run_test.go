@@ -2,10 +2,8 @@ package hooks
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -15,78 +13,15 @@ import (
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
+	"ganeti-userdown/internal/xen/xentest"
 )
 
-// dom builds a domain from xl's state letters.
-func dom(t *testing.T, name string, id int, uuid, letters string) xen.Domain {
-	t.Helper()
-	st, err := xen.ParseState(xen.XL, letters)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return xen.Domain{Name: name, ID: id, UUID: uuid, State: st, MemMiB: 512, VCPUs: 1}
-}
-
-// fakeXen is an in-memory toolstack: a domain table by domid, live
-// actions by name, and a record of what was done to it.
-type fakeXen struct {
-	doms      map[int]xen.Domain
-	actions   map[string]map[string]string
-	destroyed []int
-	dumped    []string
-	listErr   error
-}
-
-func newFakeXen(doms ...xen.Domain) *fakeXen {
-	f := &fakeXen{doms: map[int]xen.Domain{}, actions: map[string]map[string]string{}}
-	for _, d := range doms {
-		f.doms[d.ID] = d
-	}
-	return f
-}
-
-func (f *fakeXen) List(ctx context.Context) ([]xen.Domain, error) {
-	if f.listErr != nil {
-		return nil, f.listErr
-	}
-	var out []xen.Domain
-	for _, d := range f.doms {
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
-}
-
-func (f *fakeXen) Lookup(ctx context.Context, domid int) (xen.Domain, bool, error) {
-	d, ok := f.doms[domid]
-	return d, ok, nil
-}
-
-func (f *fakeXen) Destroy(ctx context.Context, domid int) error {
-	if _, ok := f.doms[domid]; !ok {
-		return fmt.Errorf("domain %d does not exist", domid)
-	}
-	delete(f.doms, domid)
-	f.destroyed = append(f.destroyed, domid)
-	return nil
-}
-
-func (f *fakeXen) Actions(ctx context.Context, name string) (map[string]string, error) {
-	a, ok := f.actions[name]
-	if !ok {
-		return nil, fmt.Errorf("xl list -l %s: domain does not exist", name)
-	}
-	return a, nil
-}
-
-func (f *fakeXen) DumpCore(ctx context.Context, domid int, path string) error {
-	f.dumped = append(f.dumped, path)
-	return os.WriteFile(path, []byte("core"), 0o600)
-}
+// newFakeXen is the in-memory toolstack holding doms.
+func newFakeXen(doms ...xen.Domain) *xentest.Toolstack { return xentest.NewToolstack(doms...) }
 
 var preserve = config.Default().Actions.ActionList()
 
-func newRunner(t *testing.T, x *fakeXen) (*Runner, *state.Store) {
+func newRunner(t *testing.T, x *xentest.Toolstack) (*Runner, *state.Store) {
 	t.Helper()
 	st := state.Open(t.TempDir())
 	return &Runner{
@@ -114,15 +49,15 @@ func TestStartPreDestroysOnlyThisInstancesDeadDomain(t *testing.T) {
 		want    []int
 		wantMsg string
 	}{
-		{"powered off", []xen.Domain{dom(t, "Domain-0", 0, "", "r-----"), dom(t, "xen1.example.com", 7, "u7", "---s--"), dom(t, "web1.example.com", 8, "u8", "---s--")}, []int{7}, "destroyed domain 7"},
-		{"crashed", []xen.Domain{dom(t, "xen1.example.com", 7, "u7", "---sc-")}, []int{7}, "destroyed domain 7"},
-		{"running", []xen.Domain{dom(t, "xen1.example.com", 7, "u7", "-b----")}, nil, "no preserved dead domain"},
-		{"paused", []xen.Domain{dom(t, "xen1.example.com", 7, "u7", "--p---")}, nil, "no preserved dead domain"},
-		{"rebooting", []xen.Domain{dom(t, "xen1.example.com", 7, "u7", "---sr-")}, nil, "no preserved dead domain"},
-		{"suspended", []xen.Domain{dom(t, "xen1.example.com", 7, "u7", "---ss-")}, nil, "no preserved dead domain"},
-		{"dying", []xen.Domain{dom(t, "xen1.example.com", 7, "u7", "---s-d")}, nil, "no preserved dead domain"},
-		{"name differs in case", []xen.Domain{dom(t, "XEN1.example.com", 7, "u7", "---s--")}, nil, "no preserved dead domain"},
-		{"absent", []xen.Domain{dom(t, "Domain-0", 0, "", "r-----")}, nil, "no preserved dead domain"},
+		{"powered off", []xen.Domain{xentest.Domain("Domain-0", 0, "", "r-----"), xentest.Domain("xen1.example.com", 7, "u7", "---s--"), xentest.Domain("web1.example.com", 8, "u8", "---s--")}, []int{7}, "destroyed domain 7"},
+		{"crashed", []xen.Domain{xentest.Domain("xen1.example.com", 7, "u7", "---sc-")}, []int{7}, "destroyed domain 7"},
+		{"running", []xen.Domain{xentest.Domain("xen1.example.com", 7, "u7", "-b----")}, nil, "no preserved dead domain"},
+		{"paused", []xen.Domain{xentest.Domain("xen1.example.com", 7, "u7", "--p---")}, nil, "no preserved dead domain"},
+		{"rebooting", []xen.Domain{xentest.Domain("xen1.example.com", 7, "u7", "---sr-")}, nil, "no preserved dead domain"},
+		{"suspended", []xen.Domain{xentest.Domain("xen1.example.com", 7, "u7", "---ss-")}, nil, "no preserved dead domain"},
+		{"dying", []xen.Domain{xentest.Domain("xen1.example.com", 7, "u7", "---s-d")}, nil, "no preserved dead domain"},
+		{"name differs in case", []xen.Domain{xentest.Domain("XEN1.example.com", 7, "u7", "---s--")}, nil, "no preserved dead domain"},
+		{"absent", []xen.Domain{xentest.Domain("Domain-0", 0, "", "r-----")}, nil, "no preserved dead domain"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,7 +67,7 @@ func TestStartPreDestroysOnlyThisInstancesDeadDomain(t *testing.T) {
 			if len(out) != 1 || out[0].Failed() {
 				t.Fatalf("outcome %+v", out)
 			}
-			if diff := cmp.Diff(tt.want, x.destroyed); diff != "" {
+			if diff := cmp.Diff(tt.want, x.Destroyed()); diff != "" {
 				t.Errorf("destroyed (-want +got):\n%s", diff)
 			}
 			if !strings.Contains(out[0].Done, tt.wantMsg) {
@@ -149,13 +84,13 @@ func TestStartPreDestroysOnlyThisInstancesDeadDomain(t *testing.T) {
 // domain by domid right before acting and skips it if its uuid or state
 // changed."
 func TestStartPreRechecksBeforeDestroying(t *testing.T) {
-	x := &racingXen{fakeXen: newFakeXen(dom(t, "xen1.example.com", 7, "u7", "---s--"))}
-	x.after = dom(t, "xen1.example.com", 7, "other-uuid", "-b----")
-	r, _ := newRunner(t, x.fakeXen)
+	x := &racingXen{Toolstack: newFakeXen(xentest.Domain("xen1.example.com", 7, "u7", "---s--"))}
+	x.after = xentest.Domain("xen1.example.com", 7, "other-uuid", "-b----")
+	r, _ := newRunner(t, x.Toolstack)
 	r.Xen = x
 	out := r.Run(context.Background(), Decision{Actions: []Action{{Kind: DestroyDead, Instance: "xen1.example.com"}}})
-	if len(x.destroyed) != 0 {
-		t.Fatalf("destroyed %v after the domain changed", x.destroyed)
+	if len(x.Destroyed()) != 0 {
+		t.Fatalf("destroyed %v after the domain changed", x.Destroyed())
 	}
 	if !strings.Contains(out[0].Done, "left domain 7") {
 		t.Errorf("done %q does not say the domain was left", out[0].Done)
@@ -164,13 +99,13 @@ func TestStartPreRechecksBeforeDestroying(t *testing.T) {
 
 // racingXen replaces a domain right after it was listed.
 type racingXen struct {
-	*fakeXen
+	*xentest.Toolstack
 	after xen.Domain
 }
 
 func (r *racingXen) List(ctx context.Context) ([]xen.Domain, error) {
-	l, err := r.fakeXen.List(ctx)
-	r.doms[r.after.ID] = r.after
+	l, err := r.Toolstack.List(ctx)
+	r.Set(r.after)
 	return l, err
 }
 
@@ -180,16 +115,13 @@ func (r *racingXen) List(ctx context.Context) ([]xen.Domain, error) {
 // Reference: design.md, "Configuration", [crash] dump_dir: "when set,
 // dump-core crashed domains here before destroying".
 func TestStartPreDumpsCrashedDomain(t *testing.T) {
-	x := newFakeXen(dom(t, "xen1.example.com", 7, "u7", "---sc-"))
+	x := newFakeXen(xentest.Domain("xen1.example.com", 7, "u7", "---sc-"))
 	r, _ := newRunner(t, x)
 	r.DumpDir = t.TempDir()
 	out := r.Run(context.Background(), Decision{Actions: []Action{{Kind: DestroyDead, Instance: "xen1.example.com"}}})
 	want := filepath.Join(r.DumpDir, "xen1.example.com.20261125T010000.000Z.core")
-	if diff := cmp.Diff([]string{want}, x.dumped); diff != "" {
-		t.Errorf("dumps (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]int{7}, x.destroyed); diff != "" {
-		t.Errorf("destroyed (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"dump-core 7 " + filepath.Base(want), "destroy 7"}, x.Calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(out[0].Done, "core dumped to "+want) {
 		t.Errorf("done %q", out[0].Done)
@@ -237,60 +169,12 @@ func TestIntentsRecordedAndCleared(t *testing.T) {
 	}
 }
 
-// TestFreeable: only the certainly safe preserved domains are chosen.
-//
-// Reference: design.md, "Hooks": instance-add and move targets "destroy
-// preserved domains of down instances"; "Decisions", safety rule 2:
-// "Never destroy a user-shut-down domain of an instance that Ganeti still
-// wants up before Ganeti has marked it down".
-func TestFreeable(t *testing.T) {
-	now := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
-	doms := []xen.Domain{
-		dom(t, "Domain-0", 0, "", "r-----"),
-		dom(t, "stopped.example.com", 3, "u3", "---s--"),   // hook intent
-		dom(t, "shim.example.com", 4, "U4", "---s--"),      // shim intent by uuid (case differs)
-		dom(t, "user.example.com", 5, "u5", "---s--"),      // no intent: maybe a user shutdown
-		dom(t, "crashed.example.com", 6, "u6", "---sc-"),   // crash, no intent
-		dom(t, "coming.example.com", 7, "u7", "---s--"),    // leftover of the coming instance
-		dom(t, "running.example.com", 8, "u8", "-b----"),   // alive, even with an intent
-		dom(t, "rebooting.example.com", 9, "u9", "---sr-"), // in flight, even with an intent
-	}
-	intents := []state.Intent{
-		NewIntent("stopped.example.com", "stop", now, time.Hour),
-		{UUID: "u4", Op: "shutdown", Source: "shim", Created: now, Expires: now.Add(time.Hour)},
-		NewIntent("running.example.com", "stop", now, time.Hour),
-		NewIntent("rebooting.example.com", "reboot", now, time.Hour),
-	}
-	chosen, skipped := Freeable(doms, intents, "coming.example.com")
-	ids := func(c []Candidate) []int {
-		var out []int
-		for _, x := range c {
-			out = append(out, x.Domain.ID)
-		}
-		return out
-	}
-	if diff := cmp.Diff([]int{3, 4, 7}, ids(chosen)); diff != "" {
-		t.Errorf("chosen (-want +got):\n%s", diff)
-	}
-	var skippedIDs []int
-	for _, s := range skipped {
-		skippedIDs = append(skippedIDs, s.Domain.ID)
-		if s.Why == "" {
-			t.Errorf("domain %d skipped without a reason", s.Domain.ID)
-		}
-	}
-	sort.Ints(skippedIDs)
-	if diff := cmp.Diff([]int{5, 6, 9}, skippedIDs); diff != "" {
-		t.Errorf("skipped (-want +got):\n%s", diff)
-	}
-}
-
 // TestFreeMemoryDestroysChosen runs the action against the fake toolstack
 // and a real intent store.
 func TestFreeMemoryDestroysChosen(t *testing.T) {
 	x := newFakeXen(
-		dom(t, "stopped.example.com", 3, "u3", "---s--"),
-		dom(t, "user.example.com", 5, "u5", "---s--"),
+		xentest.Domain("stopped.example.com", 3, "u3", "---s--"),
+		xentest.Domain("user.example.com", 5, "u5", "---s--"),
 	)
 	r, st := newRunner(t, x)
 	if err := st.RecordIntent(NewIntent("stopped.example.com", "stop", r.Now(), time.Hour)); err != nil {
@@ -300,7 +184,7 @@ func TestFreeMemoryDestroysChosen(t *testing.T) {
 	if out[0].Failed() {
 		t.Fatalf("%+v", out[0])
 	}
-	if diff := cmp.Diff([]int{3}, x.destroyed); diff != "" {
+	if diff := cmp.Diff([]int{3}, x.Destroyed()); diff != "" {
 		t.Errorf("destroyed (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(out[0].Done, "1 preserved domain(s) left to the watcher") {
@@ -331,7 +215,8 @@ func TestStartPostRewritesAndVerifies(t *testing.T) {
 	if err := os.WriteFile(path, []byte(storedConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	x.actions["xen1.example.com"] = map[string]string{"on_poweroff": "preserve", "on_reboot": "restart", "on_watchdog": "destroy", "on_crash": "restart", "on_soft_reset": "soft-reset"}
+	live := map[string]string{"on_poweroff": "preserve", "on_reboot": "restart", "on_watchdog": "destroy", "on_crash": "restart", "on_soft_reset": "soft-reset"}
+	x.SetActions("xen1.example.com", live)
 	d := Decision{Actions: []Action{{Kind: RewriteConfig, Instance: "xen1.example.com"}, {Kind: VerifyActions, Instance: "xen1.example.com"}}}
 	out := r.Run(context.Background(), d)
 	if out[0].Failed() || !strings.Contains(out[0].Done, "rewrote "+path) {
@@ -347,7 +232,7 @@ func TestStartPostRewritesAndVerifies(t *testing.T) {
 	}
 
 	// Once the domain runs with preserve, both pass; the file is left as is.
-	x.actions["xen1.example.com"]["on_crash"] = "preserve"
+	live["on_crash"] = "preserve"
 	out = r.Run(context.Background(), d)
 	for _, o := range out {
 		if o.Failed() {
@@ -359,7 +244,7 @@ func TestStartPostRewritesAndVerifies(t *testing.T) {
 	}
 
 	// A domain that is not there is an error, not a pass.
-	delete(x.actions, "xen1.example.com")
+	x.SetActions("xen1.example.com", nil)
 	out = r.Run(context.Background(), Decision{Actions: d.Actions[1:]})
 	if out[0].Err == nil {
 		t.Errorf("verify of a missing domain passed: %+v", out[0])

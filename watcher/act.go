@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"ganeti-userdown/destroy"
 	"ganeti-userdown/detect"
 	"ganeti-userdown/internal/ganeti"
-	"ganeti-userdown/internal/state"
-	"ganeti-userdown/internal/xen"
 )
 
 // MarkDownReason is the reason text recorded in Ganeti's job for marking
@@ -91,48 +88,15 @@ func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (fai
 }
 
 // recheckMarkDown re-reads the intents and then d's domain, and returns
-// why the mark-down must not be submitted, or "". Sources whose Xen is not
-// a Looker cannot re-read the domain: their mark-downs are never acted on.
+// why the mark-down must not be submitted, or "" (detect.MarkDownChanged).
 func recheckMarkDown(ctx context.Context, s Sources, d detect.Decision) (string, error) {
-	lk, ok := s.Xen.(Looker)
-	if !ok {
-		return "not re-checked: the domain cannot be re-read by domid", nil
-	}
 	now := s.Now()
 	intents, _ := s.Store.Intents(now) // unreadable files were reported by the scan
-	got, ok, err := lk.Lookup(ctx, d.DomID)
+	got, ok, err := s.Xen.Lookup(ctx, d.DomID)
 	if err != nil {
 		return "", fmt.Errorf("re-read domain %d: %w", d.DomID, err)
 	}
-	return MarkDownChanged(d, got, ok, intents, now), nil
-}
-
-// MarkDownChanged compares a mark-down decision with the domain re-read by
-// its domid (found false: no such domain) and the intents read right
-// before, and returns why the decision no longer holds, or "". Pure.
-//
-// Reference: design.md, "Decisions", safety rule 3: "Never mark down an
-// instance whose shutdown Ganeti or an operator asked for".
-func MarkDownChanged(d detect.Decision, got xen.Domain, found bool, intents []state.Intent, now time.Time) string {
-	switch {
-	case !found:
-		return fmt.Sprintf("domain %d is gone since the decision (destroyed, or started again under a new domid)", d.DomID)
-	case d.UUID != "" && !strings.EqualFold(got.UUID, d.UUID):
-		return fmt.Sprintf("domain %d now has uuid %q, not %s", d.DomID, got.UUID, d.UUID)
-	case got.Name != d.Name:
-		return fmt.Sprintf("domain %d is now named %q, not %s", d.DomID, got.Name, d.Name)
-	case !got.State.UserPoweredOff():
-		return fmt.Sprintf("domain %d is now %s, no longer powered off", d.DomID, got.State.Letters)
-	}
-	for _, it := range intents {
-		if !it.Live(now) {
-			continue
-		}
-		if it.Instance == d.Name || it.UUID != "" && (strings.EqualFold(it.UUID, d.UUID) || strings.EqualFold(it.UUID, got.UUID)) {
-			return fmt.Sprintf("an intent now covers it: %s asked through the %s (expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339))
-		}
-	}
-	return ""
+	return detect.MarkDownChanged(d, got, ok, intents, now), nil
 }
 
 // Toolstack is what destroying with dumps needs (satisfied by
@@ -179,7 +143,7 @@ func Destroy(ctx context.Context, x Toolstack, rep *Report, o DestroyOptions) (f
 				res.Skipped = destroy.Refuse(want, got, ok)
 			}
 			if d.DumpCore && o.DumpDir != "" && res.Skipped == "" && res.Error == "" {
-				res.Dump = detect.DumpPath(o.DumpDir, d.Name, o.Now())
+				res.Dump = destroy.DumpPath(o.DumpDir, d.Name, o.Now())
 			}
 			rep.Actions = append(rep.Actions, res)
 			continue
@@ -226,71 +190,4 @@ func dump(ctx context.Context, x Toolstack, d detect.Decision, o DestroyOptions)
 		return "", nil, nil
 	}
 	return destroy.DumpCore(ctx, x, d.Domain(), o.DumpDir, o.Keep, o.Now())
-}
-
-// ReapOptions configure Reap.
-type ReapOptions struct {
-	DomID int
-	UUID  string
-	// Wait bounds the whole wait.
-	Wait time.Duration
-	// Poll is the interval between two looks at the domain.
-	Poll time.Duration
-	Log  *slog.Logger
-}
-
-// ReapResult says how a reap ended.
-type ReapResult struct {
-	Destroyed bool   `json:"destroyed"`
-	Outcome   string `json:"outcome"`
-}
-
-// Reap waits for one domain, whose shutdown Ganeti or an operator asked
-// for, to reach a preserved shutdown, destroys it and returns. It returns
-// without acting when the domain disappears, changes uuid, runs again
-// after having been seen shut down, or Wait passes.
-func Reap(ctx context.Context, x destroy.Toolstack, o ReapOptions) (ReapResult, error) {
-	if o.Poll <= 0 {
-		o.Poll = 200 * time.Millisecond
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.Wait)
-	defer cancel()
-	seenDown := false
-	var lastErr error
-	for {
-		d, ok, err := x.Lookup(ctx, o.DomID)
-		switch {
-		case err != nil:
-			// A failing look is retried until the wait ends.
-			lastErr = err
-		case !ok:
-			return ReapResult{Outcome: fmt.Sprintf("domain %d is gone", o.DomID)}, nil
-		case o.UUID != "" && d.UUID != o.UUID:
-			return ReapResult{Outcome: fmt.Sprintf("domain %d now has uuid %q, not %s", o.DomID, d.UUID, o.UUID)}, nil
-		case d.State.Alive() && seenDown:
-			return ReapResult{Outcome: fmt.Sprintf("domain %d runs again (%s)", o.DomID, d.State.Letters)}, nil
-		case !d.State.Alive():
-			seenDown = true
-			if destroy.Refuse(xen.Domain{Name: d.Name, ID: o.DomID, UUID: o.UUID}, d, true) == "" {
-				r, err := destroy.Safely(ctx, x, xen.Domain{Name: d.Name, ID: o.DomID, UUID: o.UUID})
-				if err != nil {
-					return ReapResult{}, err
-				}
-				if r.Destroyed {
-					return ReapResult{Destroyed: true, Outcome: fmt.Sprintf("domain %d (%s) destroyed after its shutdown (%s)", o.DomID, d.Name, d.State.Letters)}, nil
-				}
-			}
-		}
-		t := time.NewTimer(o.Poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			out := fmt.Sprintf("domain %d did not reach a preserved shutdown within %s", o.DomID, o.Wait)
-			if lastErr != nil {
-				out += " (last error: " + lastErr.Error() + ")"
-			}
-			return ReapResult{Outcome: out}, nil
-		case <-t.C:
-		}
-	}
 }

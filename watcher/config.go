@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/dnsname"
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/metrics"
 	"ganeti-userdown/internal/state"
@@ -23,9 +24,12 @@ func FromConfig(c config.Config, log *slog.Logger) (Sources, *xen.Client, error)
 		return Sources{}, nil, fmt.Errorf("this node's name: %w", err)
 	}
 	x := xen.NewClient(xen.Flavour(c.Xen.Toolstack), c.Xen.Command, c.Xen.Timeout.Duration)
+	x.SetLogger(log)
 	cluster := c.Cluster
 	s := Sources{
-		Node:    node,
+		// Ganeti's own spelling of the name, so that the master's filter
+		// on the primary node matches (design.md, "Node names").
+		Node:    dnsname.Normalize(node),
 		Flavour: xen.Flavour(c.Xen.Toolstack),
 		Xen:     x,
 		Cluster: func(context.Context) (ganeti.Client, error) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"ganeti-userdown/detect"
+	"ganeti-userdown/internal/cli"
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
@@ -33,16 +34,23 @@ type Looker interface {
 	Lookup(ctx context.Context, domid int) (xen.Domain, bool, error)
 }
 
+// Reader is what a run reads the node's domains with (satisfied by
+// *xen.Client): the whole list for the scan, and one domain by domid for
+// the re-check right before each mark-down.
+type Reader interface {
+	Lister
+	Looker
+}
+
 // Sources are where a scan reads from.
 type Sources struct {
 	// Node is this node's Ganeti name.
 	Node string
 	// Flavour is the toolstack's flavour.
 	Flavour xen.Flavour
-	// Xen lists the domains. When it is also a Looker (as *xen.Client
-	// is), MarkDown re-reads each domain right before marking its
-	// instance down; without it, MarkDown marks nothing down.
-	Xen Lister
+	// Xen lists the domains, and MarkDown re-reads each domain through
+	// it right before marking its instance down.
+	Xen Reader
 	// Cluster returns the Ganeti client; it is called only when some
 	// domain is shut down, so a node whose domains all run makes no
 	// request to the master (nor reads the credentials).
@@ -242,12 +250,13 @@ func sameObservations(a, b state.Observations) bool {
 	return true
 }
 
-// ExitCode maps a scan error to the binaries' exit codes: 3 when state
-// was unreadable, 2 for a configuration problem.
+// ExitCode maps a scan error to the binaries' exit codes:
+// cli.ExitUnreadable when state was unreadable, cli.ExitUsage for a
+// configuration problem.
 func ExitCode(err error) int {
 	var ce *ClientError
 	if errors.As(err, &ce) {
-		return 2
+		return cli.ExitUsage
 	}
-	return 3
+	return cli.ExitUnreadable
 }

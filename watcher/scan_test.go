@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
+	"ganeti-userdown/internal/xen/xentest"
 	"ganeti-userdown/testdata/ganetifake"
 )
 
@@ -26,69 +25,15 @@ const node = "node1.example.com"
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 var (
-	running  = xen.State{Running: true, Letters: "r-----"}
-	poweroff = xen.State{Shutdown: true, Reason: xen.ReasonPoweroff, Letters: "---s--"}
-	crashed  = xen.State{Shutdown: true, Reason: xen.ReasonCrash, Letters: "---sc-"}
-	reboot   = xen.State{Shutdown: true, Reason: xen.ReasonReboot, Letters: "---sr-"}
+	running  = xentest.MustState(xen.XL, "r-----")
+	poweroff = xentest.MustState(xen.XL, "---s--")
+	crashed  = xentest.MustState(xen.XL, "---sc-")
+	reboot   = xentest.MustState(xen.XL, "---sr-")
 )
 
-// fakeXen is a node's toolstack in memory: List, Lookup, Destroy and
-// DumpCore on a map of domains, with a log of the destructive calls.
-type fakeXen struct {
-	mu      sync.Mutex
-	domains map[int]xen.Domain
-	listErr error
-	calls   []string
-	// onLookup, when set, runs before each Lookup (to change a domain
-	// between the decision and the act).
-	onLookup func(f *fakeXen, id int)
-}
-
-func newFakeXen(ds ...xen.Domain) *fakeXen {
-	f := &fakeXen{domains: map[int]xen.Domain{0: {Name: "Domain-0", ID: 0, State: running}}}
-	for _, d := range ds {
-		f.domains[d.ID] = d
-	}
-	return f
-}
-
-func (f *fakeXen) List(context.Context) ([]xen.Domain, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.listErr != nil {
-		return nil, f.listErr
-	}
-	var out []xen.Domain
-	for _, d := range f.domains {
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
-}
-
-func (f *fakeXen) Lookup(_ context.Context, id int) (xen.Domain, bool, error) {
-	if f.onLookup != nil {
-		f.onLookup(f, id)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, ok := f.domains[id]
-	return d, ok, nil
-}
-
-func (f *fakeXen) Destroy(_ context.Context, id int) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("destroy %d", id))
-	delete(f.domains, id)
-	return nil
-}
-
-func (f *fakeXen) DumpCore(_ context.Context, id int, path string) error {
-	f.mu.Lock()
-	f.calls = append(f.calls, fmt.Sprintf("dump-core %d %s", id, filepath.Base(path)))
-	f.mu.Unlock()
-	return os.WriteFile(path, []byte("core"), 0o600)
+// newFakeXen is a node's toolstack in memory, dom0 and ds.
+func newFakeXen(ds ...xen.Domain) *xentest.Toolstack {
+	return xentest.NewToolstack(append([]xen.Domain{{Name: "Domain-0", ID: 0, State: running}}, ds...)...)
 }
 
 // fakeCluster is a Ganeti client in memory that counts every request.
@@ -136,7 +81,7 @@ func dom(name string, id int, st xen.State) xen.Domain {
 	return xen.Domain{Name: name, ID: id, UUID: "uuid-" + name, State: st}
 }
 
-func sources(t *testing.T, x *fakeXen, c *fakeCluster) (Sources, *int) {
+func sources(t *testing.T, x *xentest.Toolstack, c *fakeCluster) (Sources, *int) {
 	calls := 0
 	return Sources{
 		Node: node, Flavour: xen.XL, Xen: x,
@@ -205,12 +150,12 @@ func TestRequestsPerRun(t *testing.T) {
 func TestUnreadableStateChangesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		x    *fakeXen
+		x    *xentest.Toolstack
 		c    *fakeCluster
 	}{
-		{"xen list fails", func() *fakeXen {
+		{"xen list fails", func() *xentest.Toolstack {
 			f := newFakeXen(dom("a", 1, poweroff))
-			f.listErr = errors.New("xl list: exit 1")
+			f.ListErr = errors.New("xl list: exit 1")
 			return f
 		}(), &fakeCluster{}},
 		{"instance query fails", newFakeXen(dom("a", 1, poweroff)), &fakeCluster{instErr: errors.New("503")}},
@@ -228,8 +173,8 @@ func TestUnreadableStateChangesNothing(t *testing.T) {
 					t.Errorf("acted: %s", r)
 				}
 			}
-			if len(tc.x.calls) != 0 {
-				t.Errorf("acted on Xen: %v", tc.x.calls)
+			if len(tc.x.Calls()) != 0 {
+				t.Errorf("acted on Xen: %v", tc.x.Calls())
 			}
 		})
 	}
@@ -239,7 +184,7 @@ func TestUnreadableStateChangesNothing(t *testing.T) {
 // cluster no longer knows is reported, not failed.
 func TestMarkDownIsolatesFailures(t *testing.T) {
 	x := newFakeXen(dom("a", 1, poweroff), dom("b", 2, poweroff), dom("c", 3, poweroff))
-	x.domains[4] = dom("d", 4, poweroff)
+	x.Set(dom("d", 4, poweroff))
 	c := &fakeCluster{
 		instances: []ganeti.Instance{up("a"), up("b"), up("c"), up("d")},
 		markErr: map[string]error{
@@ -280,11 +225,9 @@ func TestDestroyActsOnlyOnDestroyDecisions(t *testing.T) {
 		dom("other", 5, poweroff),   // not Ganeti's
 		dom("restart", 6, poweroff), // tag userdown:restart: destroyed
 	)
-	x.onLookup = func(f *fakeXen, id int) {
+	x.OnLookup = func(f *xentest.Toolstack, id int) {
 		if id == 4 {
-			f.mu.Lock()
-			f.domains[4] = dom("raced", 4, running)
-			f.mu.Unlock()
+			f.Set(dom("raced", 4, running))
 		}
 	}
 	c := &fakeCluster{instances: []ganeti.Instance{
@@ -300,7 +243,7 @@ func TestDestroyActsOnlyOnDestroyDecisions(t *testing.T) {
 	if Destroy(context.Background(), x, &rep, DestroyOptions{Now: s.Now}) {
 		t.Fatalf("failed: %+v", rep.Actions)
 	}
-	if d := cmp.Diff([]string{"destroy 2", "destroy 3", "destroy 6"}, x.calls); d != "" {
+	if d := cmp.Diff([]string{"destroy 2", "destroy 3", "destroy 6"}, x.Calls()); d != "" {
 		t.Errorf("toolstack calls (-want +got):\n%s", d)
 	}
 	var skipped []string
@@ -324,8 +267,8 @@ func TestDestroyDryRunChangesNothing(t *testing.T) {
 	}
 	rep := res.Report
 	Destroy(context.Background(), x, &rep, DestroyOptions{DryRun: true, DumpDir: t.TempDir(), Keep: 1, Now: s.Now})
-	if len(x.calls) != 0 {
-		t.Errorf("dry run called %v", x.calls)
+	if len(x.Calls()) != 0 {
+		t.Errorf("dry run called %v", x.Calls())
 	}
 	if len(rep.Actions) != 1 || rep.Actions[0].Destroyed || !rep.Actions[0].DryRun || rep.Actions[0].Skipped != "" {
 		t.Errorf("actions = %+v, want one would-destroy", rep.Actions)
@@ -356,7 +299,7 @@ func TestDestroyDumpsCrashesAndKeepsNewest(t *testing.T) {
 		t.Fatalf("failed: %+v", rep.Actions)
 	}
 	want := []string{"dump-core 2 crash.20261125T120000.000Z.core", "destroy 2"}
-	if d := cmp.Diff(want, x.calls); d != "" {
+	if d := cmp.Diff(want, x.Calls()); d != "" {
 		t.Errorf("calls (-want +got):\n%s", d)
 	}
 	ents, _ := os.ReadDir(dumps)
@@ -397,89 +340,14 @@ func TestSettleAcrossRuns(t *testing.T) {
 		t.Errorf("after 61s: %s, want mark-down", k)
 	}
 	// It ran again in between (a reboot in flight seen twice): start over.
-	x.domains[1] = dom("a", 1, running)
+	x.Set(dom("a", 1, running))
 	clock = t0.Add(62 * time.Second)
 	decisionOfA()
-	x.domains[1] = dom("a", 1, poweroff)
+	x.Set(dom("a", 1, poweroff))
 	clock = t0.Add(90 * time.Second)
 	if k := decisionOfA(); k != detect.Wait {
 		t.Errorf("after running again: %s, want wait", k)
 	}
-}
-
-func TestReap(t *testing.T) {
-	ctx := context.Background()
-	t.Run("destroys once preserved", func(t *testing.T) {
-		x := newFakeXen(dom("a", 3, running))
-		n := 0
-		x.onLookup = func(f *fakeXen, id int) {
-			n++
-			if n == 3 {
-				f.mu.Lock()
-				f.domains[3] = dom("a", 3, poweroff)
-				f.mu.Unlock()
-			}
-		}
-		r, err := Reap(ctx, x, ReapOptions{DomID: 3, UUID: "uuid-a", Wait: 5 * time.Second, Poll: time.Millisecond})
-		if err != nil || !r.Destroyed {
-			t.Fatalf("Reap = %+v, %v; want destroyed", r, err)
-		}
-		if d := cmp.Diff([]string{"destroy 3"}, x.calls); d != "" {
-			t.Errorf("calls (-want +got):\n%s", d)
-		}
-	})
-	for _, tc := range []struct {
-		name  string
-		later xen.Domain
-		gone  bool
-	}{
-		{"uuid changes", xen.Domain{Name: "a", ID: 3, UUID: "uuid-new", State: poweroff}, false},
-		{"disappears", xen.Domain{}, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			x := newFakeXen(dom("a", 3, running))
-			x.onLookup = func(f *fakeXen, id int) {
-				f.mu.Lock()
-				if tc.gone {
-					delete(f.domains, 3)
-				} else {
-					f.domains[3] = tc.later
-				}
-				f.mu.Unlock()
-			}
-			r, err := Reap(ctx, x, ReapOptions{DomID: 3, UUID: "uuid-a", Wait: 5 * time.Second, Poll: time.Millisecond})
-			if err != nil || r.Destroyed || len(x.calls) != 0 {
-				t.Fatalf("Reap = %+v, %v, calls %v; want no action", r, err, x.calls)
-			}
-		})
-	}
-	t.Run("runs again after a reboot", func(t *testing.T) {
-		x := newFakeXen(dom("a", 3, reboot))
-		n := 0
-		x.onLookup = func(f *fakeXen, id int) {
-			n++
-			if n == 2 {
-				f.mu.Lock()
-				f.domains[3] = dom("a", 3, running)
-				f.mu.Unlock()
-			}
-		}
-		r, err := Reap(ctx, x, ReapOptions{DomID: 3, UUID: "uuid-a", Wait: 5 * time.Second, Poll: time.Millisecond})
-		if err != nil || r.Destroyed || !strings.Contains(r.Outcome, "runs again") {
-			t.Fatalf("Reap = %+v, %v; want runs again", r, err)
-		}
-	})
-	t.Run("gives up after wait", func(t *testing.T) {
-		x := newFakeXen(dom("a", 3, running))
-		start := time.Now()
-		r, err := Reap(ctx, x, ReapOptions{DomID: 3, UUID: "uuid-a", Wait: 50 * time.Millisecond, Poll: 5 * time.Millisecond})
-		if err != nil || r.Destroyed || len(x.calls) != 0 {
-			t.Fatalf("Reap = %+v, %v; want no action", r, err)
-		}
-		if el := time.Since(start); el > 2*time.Second {
-			t.Errorf("took %s", el)
-		}
-	})
 }
 
 // TestMarkDownRechecks: right before each mark-down the intents and the
@@ -495,35 +363,35 @@ func TestMarkDownRechecks(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// between changes the node between the scan and the act.
-		between  func(t *testing.T, x *fakeXen, s Sources)
+		between  func(t *testing.T, x *xentest.Toolstack, s Sources)
 		skipWhy  string // "" : submitted
 		wantSent bool
 	}{
-		{"unchanged", func(*testing.T, *fakeXen, Sources) {}, "", true},
-		{"a reboot finished: started again under a new domid", func(_ *testing.T, x *fakeXen, _ Sources) {
-			delete(x.domains, 5)
-			x.domains[6] = xen.Domain{Name: "a", ID: 6, UUID: "uuid-a2", State: running}
+		{"unchanged", func(*testing.T, *xentest.Toolstack, Sources) {}, "", true},
+		{"a reboot finished: started again under a new domid", func(_ *testing.T, x *xentest.Toolstack, _ Sources) {
+			x.Remove(5)
+			x.Set(xen.Domain{Name: "a", ID: 6, UUID: "uuid-a2", State: running})
 		}, "domain 5 is gone", false},
-		{"same domid, now another uuid", func(_ *testing.T, x *fakeXen, _ Sources) {
-			x.domains[5] = xen.Domain{Name: "a", ID: 5, UUID: "uuid-other", State: poweroff}
+		{"same domid, now another uuid", func(_ *testing.T, x *xentest.Toolstack, _ Sources) {
+			x.Set(xen.Domain{Name: "a", ID: 5, UUID: "uuid-other", State: poweroff})
 		}, `now has uuid "uuid-other"`, false},
-		{"same domid, renamed", func(_ *testing.T, x *fakeXen, _ Sources) {
-			x.domains[5] = xen.Domain{Name: "a-old", ID: 5, UUID: "uuid-a", State: poweroff}
+		{"same domid, renamed", func(_ *testing.T, x *xentest.Toolstack, _ Sources) {
+			x.Set(xen.Domain{Name: "a-old", ID: 5, UUID: "uuid-a", State: poweroff})
 		}, `now named "a-old"`, false},
-		{"same domain, now crashed state", func(_ *testing.T, x *fakeXen, _ Sources) {
-			x.domains[5] = dom("a", 5, crashed)
+		{"same domain, now crashed state", func(_ *testing.T, x *xentest.Toolstack, _ Sources) {
+			x.Set(dom("a", 5, crashed))
 		}, "no longer powered off", false},
-		{"a hook recorded an intent", func(t *testing.T, _ *fakeXen, s Sources) {
+		{"a hook recorded an intent", func(t *testing.T, _ *xentest.Toolstack, s Sources) {
 			if err := s.Store.RecordIntent(state.Intent{Instance: "a", Op: "reboot", Source: "hook", Created: t0, Expires: t0.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
 		}, "an intent now covers it: reboot", false},
-		{"the shim recorded an intent for the uuid", func(t *testing.T, _ *fakeXen, s Sources) {
+		{"the shim recorded an intent for the uuid", func(t *testing.T, _ *xentest.Toolstack, s Sources) {
 			if err := s.Store.RecordIntent(state.Intent{UUID: "UUID-A", DomID: 5, Op: "shutdown", Source: "shim", Created: t0, Expires: t0.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
 		}, "an intent now covers it: shutdown", false},
-		{"an expired intent does not count", func(t *testing.T, _ *fakeXen, s Sources) {
+		{"an expired intent does not count", func(t *testing.T, _ *xentest.Toolstack, s Sources) {
 			if err := s.Store.RecordIntent(state.Intent{Instance: "a", Op: "stop", Source: "hook", Created: t0.Add(-time.Hour), Expires: t0.Add(-time.Minute)}); err != nil {
 				t.Fatal(err)
 			}
@@ -563,19 +431,6 @@ func TestMarkDownRechecks(t *testing.T) {
 	}
 }
 
-// A mark-down whose domain cannot be re-read by domid (the sources' Xen
-// only lists) is not re-checked: nothing is submitted.
-func TestMarkDownNeedsARecheckableReport(t *testing.T) {
-	c := &fakeCluster{instances: []ganeti.Instance{up("a")}}
-	s, _ := sources(t, nil, c)
-	s.Xen = listOnly{newFakeXen(dom("a", 5, poweroff))}
-	rep := Report{Domains: []detect.Decision{{Name: "a", DomID: 5, UUID: "uuid-a", State: "---s--", Decision: detect.MarkDown}}}
-	MarkDown(context.Background(), c, s, &rep)
-	if len(c.markedDown) != 0 || len(rep.Jobs) != 1 || rep.Jobs[0].Status != "skipped" {
-		t.Errorf("submitted %v, jobs %+v; want nothing submitted, one skipped", c.markedDown, rep.Jobs)
-	}
-}
-
 // TestRebootBetweenScanAndMarkDown plays the race against the Ganeti RAPI
 // fake: the scan sees the domain that a Ganeti reboot shut down, after
 // the reboot's post hook cleared its intent; the reboot then finishes,
@@ -608,8 +463,8 @@ func TestRebootBetweenScanAndMarkDown(t *testing.T) {
 		t.Fatalf("the race did not happen: decided (-want +got):\n%s", d)
 	}
 	// The reboot starts the instance again.
-	delete(x.domains, 5)
-	x.domains[6] = xen.Domain{Name: "a", ID: 6, UUID: "uuid-a-new", State: running}
+	x.Remove(5)
+	x.Set(xen.Domain{Name: "a", ID: 6, UUID: "uuid-a-new", State: running})
 
 	if MarkDown(context.Background(), res.Client, s, &rep) {
 		t.Errorf("failed: %+v", rep.Jobs)
@@ -626,8 +481,3 @@ func TestRebootBetweenScanAndMarkDown(t *testing.T) {
 		t.Errorf("jobs %+v, want a in the report as skipped: domain 5 is gone", rep.Jobs)
 	}
 }
-
-// listOnly is a toolstack that can list but not re-read one domain.
-type listOnly struct{ x *fakeXen }
-
-func (l listOnly) List(ctx context.Context) ([]xen.Domain, error) { return l.x.List(ctx) }

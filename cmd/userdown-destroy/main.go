@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"ganeti-userdown/internal/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"ganeti-userdown/destroy"
+	"ganeti-userdown/internal/cli"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/version"
 	"ganeti-userdown/watcher"
@@ -44,7 +45,9 @@ disappears, changes uuid or runs again.
 
 Exit status: 0 ok, 1 some domain could not be destroyed, 2 usage or
 configuration error, 3 Xen's or the cluster's state could not be read
-(nothing was changed).`
+(nothing was changed). A run that waited --lock-wait for another detect
+or destroy run on this node to release the run lock does nothing and
+exits 1 ("another run holds the lock"): the next run does the work.`
 
 type flags struct {
 	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
@@ -74,23 +77,23 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	if c.Reap == nil && (c.UUID != "" || c.Wait != 0) {
 		fmt.Fprintln(stderr, "userdown-destroy: --uuid and --wait need --reap")
-		return 2
+		return cli.ExitUsage
 	}
 	if c.Reap != nil && (c.UUID == "" || *c.Reap <= 0) {
 		fmt.Fprintln(stderr, "userdown-destroy: --reap needs a domid above 0 and --uuid")
-		return 2
+		return cli.ExitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-destroy")
 
 	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
 		log.Error(err.Error())
-		return 2
+		return cli.ExitUsage
 	}
 	src, x, err := watcher.FromConfig(cfg, log)
 	if err != nil {
 		log.Error(err.Error())
-		return 2
+		return cli.ExitUsage
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -102,10 +105,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			wait = cfg.Xen.ReapWait.Duration
 		}
 		log = log.With("domid", *c.Reap, "uuid", c.UUID)
-		r, err := watcher.Reap(ctx, x, watcher.ReapOptions{DomID: *c.Reap, UUID: c.UUID, Wait: wait, Poll: c.Poll, Log: log})
+		r, err := destroy.Reap(ctx, x, destroy.ReapOptions{DomID: *c.Reap, UUID: c.UUID, Wait: wait, Poll: c.Poll, Log: log})
 		if err != nil {
 			log.Error("reaper", "err", err)
-			return 1
+			return cli.ExitFailed
 		}
 		if r.Destroyed {
 			if err := src.Store.ClearUUIDIntents(c.UUID); err != nil {
@@ -117,15 +120,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return printJSON(stdout, r, log)
 		}
 		fmt.Fprintln(stdout, r.Outcome)
-		return 0
+		return cli.ExitOK
 	}
 
 	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
 	lock, err := src.Store.LockRun(lctx)
 	cancel()
 	if err != nil {
-		log.Error("another run holds the lock; nothing done", "err", err)
-		return 3
+		return watcher.LockFailed(log, err, c.LockWait)
 	}
 	defer lock.Unlock()
 
@@ -142,7 +144,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return watcher.ExitCode(err)
 	}
 	if c.JSON {
-		if code := printJSON(stdout, rep, log); code != 0 {
+		if code := printJSON(stdout, rep, log); code != cli.ExitOK {
 			return code
 		}
 	} else {
@@ -151,9 +153,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		}
 	}
 	if failed {
-		return 1
+		return cli.ExitFailed
 	}
-	return 0
+	return cli.ExitOK
 }
 
 func actionLine(a watcher.ActionResult) string {
@@ -185,7 +187,7 @@ func printJSON(w io.Writer, v any, log *slog.Logger) int {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		log.Error("write report", "err", err)
-		return 1
+		return cli.ExitFailed
 	}
-	return 0
+	return cli.ExitOK
 }

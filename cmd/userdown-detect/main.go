@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"ganeti-userdown/internal/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"ganeti-userdown/internal/cli"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/version"
 	"ganeti-userdown/watcher"
@@ -40,7 +40,9 @@ with --mark-down each job's id and status).
 
 Exit status: 0 ok, 1 some instance could not be marked down, 2 usage or
 configuration error, 3 Xen's or the cluster's state could not be read
-(nothing was changed).`
+(nothing was changed). A run that waited --lock-wait for another detect
+or destroy run on this node to release the run lock does nothing and
+exits 1 ("another run holds the lock"): the next run does the work.`
 
 type flags struct {
 	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
@@ -69,12 +71,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
 		log.Error(err.Error())
-		return 2
+		return cli.ExitUsage
 	}
 	src, _, err := watcher.FromConfig(cfg, log)
 	if err != nil {
 		log.Error(err.Error())
-		return 2
+		return cli.ExitUsage
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -84,8 +86,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	lock, err := src.Store.LockRun(lctx)
 	cancel()
 	if err != nil {
-		log.Error("another run holds the lock; nothing done", "err", err)
-		return 3
+		return watcher.LockFailed(log, err, c.LockWait)
 	}
 	defer lock.Unlock()
 
@@ -104,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			log.Error("write report", "err", err)
-			return 1
+			return cli.ExitFailed
 		}
 	} else {
 		for _, name := range rep.MarkDown {
@@ -112,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		}
 	}
 	if failed {
-		return 1
+		return cli.ExitFailed
 	}
-	return 0
+	return cli.ExitOK
 }

@@ -106,7 +106,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		if post() {
 			return c
 		}
-		return 0
+		return cli.ExitOK
 	}
 
 	var c flags
@@ -116,10 +116,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		if parsed.Err != nil {
 			log.Error("usage: " + parsed.Err.Error())
 		}
-		if parsed.Code == 0 {
-			return 0
+		if parsed.Code == cli.ExitOK {
+			return cli.ExitOK
 		}
-		return fail(2)
+		return fail(cli.ExitUsage)
 	}
 	if c.EnvFile != "" {
 		e, err := hooks.ReadEnvFile(c.EnvFile)
@@ -133,13 +133,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
 		log.Error(err.Error())
-		return fail(2)
+		return fail(cli.ExitUsage)
 	}
 	node := c.Node
 	if node == "" {
 		if node, err = cfg.Cluster.NodeName(); err != nil {
 			log.Error("this node's name: " + err.Error())
-			return fail(2)
+			return fail(cli.ExitUsage)
 		}
 	}
 
@@ -149,7 +149,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		if c.JSON {
 			writeJSON(stdout, report{Decision: d, Outcomes: []hooks.Outcome{}, Error: err.Error()})
 		}
-		return fail(1)
+		return fail(cli.ExitFailed)
 	}
 	log.Info("decision", "hook", d.Hook, "phase", d.Phase, "instance", d.Instance, "role", d.Role, "why", d.Why)
 	if c.DryRun || len(d.Actions) == 0 {
@@ -163,13 +163,15 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 				}
 			}
 		}
-		return 0
+		return cli.ExitOK
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	x := xen.NewClient(xen.Flavour(cfg.Xen.Toolstack), cfg.Xen.Command, cfg.Xen.Timeout.Duration)
+	x.SetLogger(log)
 	r := &hooks.Runner{
-		Xen:       xen.NewClient(xen.Flavour(cfg.Xen.Toolstack), cfg.Xen.Command, cfg.Xen.Timeout.Duration),
+		Xen:       x,
 		Intents:   state.Open(cfg.State.Dir),
 		ConfigDir: cfg.Xen.ConfigDir,
 		Actions:   cfg.Actions.ActionList(),
@@ -198,9 +200,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if failed {
-		return fail(1)
+		return fail(cli.ExitFailed)
 	}
-	return 0
+	return cli.ExitOK
 }
 
 func envList(m map[string]string) []string {

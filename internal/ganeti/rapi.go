@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ganeti-userdown/internal/dnsname"
 )
 
 // RAPIOptions configure the RAPI backend.
@@ -287,7 +289,7 @@ func (r *RAPI) Instances(ctx context.Context, node string) ([]Instance, error) {
 func onNode(all []Instance, node string) []Instance {
 	out := all[:0:0]
 	for _, in := range all {
-		if in.PrimaryNode == node {
+		if dnsname.Equal(in.PrimaryNode, node) {
 			out = append(out, in)
 		}
 	}

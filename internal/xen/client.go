@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -41,12 +42,32 @@ func (e *CommandError) NotFound() bool {
 		strings.Contains(e.Stderr, "invalid domain identifier"))
 }
 
+// verboseUnsupported reports the failure of an xl that has no `list -v`:
+// xl's option parser says "option `v' not supported." and exits non-zero
+// (tools/xl/xl_utils.c, def_getopt). Any other failure of `list -v` is a
+// failure of the listing.
+func (e *CommandError) verboseUnsupported() bool {
+	return e.ExitCode > 0 && strings.Contains(e.Stderr, "option `v' not supported")
+}
+
 // Client runs the Xen toolstack (xl or xm). Every call runs one or two
 // commands under the caller's context and the client's timeout.
 type Client struct {
 	flavour Flavour
 	command string
 	timeout time.Duration
+	log     *slog.Logger
+}
+
+// SetLogger makes the client log what it must say without failing (a
+// fallback to a listing without uuids) to l instead of slog.Default().
+func (c *Client) SetLogger(l *slog.Logger) { c.log = l }
+
+func (c *Client) logger() *slog.Logger {
+	if c.log != nil {
+		return c.log
+	}
+	return slog.Default()
 }
 
 // NewClient returns a client running command (e.g. /usr/sbin/xl) with the
@@ -87,8 +108,8 @@ func (c *Client) run(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // List returns every domain of the node, dom0 included. With xl it parses
-// `xl list -v` (falling back to plain `xl list`, without uuids, if -v is
-// refused); with xm it parses `xm list` and takes the uuids from
+// `xl list -v` (falling back to plain `xl list`, without uuids, only when
+// the toolstack says it has no -v, and logging that); with xm it parses `xm list` and takes the uuids from
 // `xm list -l`. Any error, or any line that does not parse, fails the
 // whole listing.
 func (c *Client) List(ctx context.Context) ([]Domain, error) {
@@ -106,7 +127,9 @@ func (c *Client) list(ctx context.Context, dom string) ([]Domain, error) {
 	case XL:
 		out, err := c.run(ctx, withDom("list", "-v")...)
 		var ce *CommandError
-		if errors.As(err, &ce) && ce.ExitCode > 0 && !ce.NotFound() {
+		if errors.As(err, &ce) && ce.verboseUnsupported() {
+			c.logger().Warn("the toolstack does not support `list -v`: listing without uuids, so the shim's intents (by uuid) match nothing",
+				"command", c.command, "stderr", strings.TrimSpace(ce.Stderr))
 			out, err = c.run(ctx, withDom("list")...)
 		}
 		if err != nil {

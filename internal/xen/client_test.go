@@ -3,6 +3,7 @@ package xen
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,8 +53,7 @@ web1.example.com                             3   128     1     ---s--       4.0 
 EOF
 ;;
 "list -v 9") echo "Error: Domain '9' does not exist." >&2; exit 1;;
-"list -v 4") echo "libxl_domain_info failed (code -3)." >&2; exit 1;;
-"list 4") echo "libxl_domain_info failed (code -3)." >&2; exit 1;;`)
+"list -v 4") echo "libxl_domain_info failed (code -3)." >&2; exit 1;;`)
 	c := NewClient(XL, xl, 5*time.Second)
 	ctx := context.Background()
 	doms, err := c.List(ctx)
@@ -75,9 +75,40 @@ EOF
 	if !errors.As(err, &ce) || ce.ExitCode != 1 || !strings.Contains(ce.Stderr, "code -3") {
 		t.Errorf("Lookup(4) error = %v, want a CommandError carrying stderr", err)
 	}
-	want := []string{"list -v", "list -v 3", "list -v 9", "list -v 4", "list 4"}
+	// A failing `list -v` is a failure, not a reason to list without uuids.
+	want := []string{"list -v", "list -v 3", "list -v 9", "list -v 4"}
 	if diff := cmp.Diff(want, calls(t, log)); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestClientListWithoutVerbose: an xl that has no `list -v` says so the way
+// xl's option parser does; only then does the client list without uuids,
+// and it logs that it did.
+func TestClientListWithoutVerbose(t *testing.T) {
+	xl, log := fakeToolstack(t, `
+"list -v") echo "option \`+"`"+`v' not supported." >&2; exit 2;;
+"list") cat <<'EOF'
+Name                                        ID   Mem VCPUs	State	Time(s)
+Domain-0                                     0  2048     2     r-----     812.3
+web1.example.com                             3   128     1     ---s--       4.0
+EOF
+;;`)
+	var logged strings.Builder
+	c := NewClient(XL, xl, 5*time.Second)
+	c.SetLogger(slog.New(slog.NewTextHandler(&logged, nil)))
+	doms, err := c.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doms) != 2 || doms[1].UUID != "" || !doms[1].State.UserPoweredOff() {
+		t.Errorf("List: %+v", doms)
+	}
+	if diff := cmp.Diff([]string{"list -v", "list"}, calls(t, log)); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(logged.String(), "does not support `list -v`") {
+		t.Errorf("fallback not logged: %q", logged.String())
 	}
 }
 

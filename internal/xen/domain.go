@@ -20,8 +20,8 @@ const (
 // Reason is why a domain shut down, as Xen records it.
 type Reason int
 
-// Shutdown reasons. The numeric values of ReasonPoweroff..ReasonSoftReset
-// minus one are not Xen's codes; use ReasonFromCode and Reason.Code.
+// Shutdown reasons. Their numeric values are not Xen's codes; use
+// ReasonFromCode.
 const (
 	// ReasonNone: the domain is not shut down.
 	ReasonNone Reason = iota
@@ -48,26 +48,6 @@ func (r Reason) String() string {
 
 // MarshalText makes reasons readable in JSON.
 func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
-// Code returns Xen's SHUTDOWN_* code (xen/include/public/sched.h) for r,
-// or -1 for ReasonNone and ReasonUnknown.
-func (r Reason) Code() int {
-	switch r {
-	case ReasonPoweroff:
-		return 0
-	case ReasonReboot:
-		return 1
-	case ReasonSuspend:
-		return 2
-	case ReasonCrash:
-		return 3
-	case ReasonWatchdog:
-		return 4
-	case ReasonSoftReset:
-		return 5
-	}
-	return -1
-}
 
 // ReasonFromCode maps Xen's SHUTDOWN_* code to a Reason.
 func ReasonFromCode(code int) Reason {
@@ -202,103 +182,94 @@ func ParseState(f Flavour, letters string) (State, error) {
 	return st, nil
 }
 
-// Column returns the six letters the flavour's toolstack prints for s,
-// computed from the flags, Reason and (for xl's unknown reasons) Code;
-// it ignores s.Letters. With xl the reason letter is printed only for a
-// shut-down domain; with xm a crashed domain prints 'c' in position 4.
-func (s State) Column(f Flavour) string {
-	b := []byte("------")
-	if s.Running {
-		b[0] = 'r'
+// Class is the one classification of a domain's state that every
+// decision switches on (design.md, "Xen facts", "Domain state
+// classification"). Safety rule 1 ("never destroy a domain that is not
+// shut down or crashed") is: only ClassStopped may be destroyed.
+type Class int
+
+// The classes, exhaustive: every State is exactly one of them.
+const (
+	// ClassUnknown: shut down for a reason this code does not name (xl's
+	// '?', a reason code above 5), or a shut-down state without a reason.
+	// Never acted on.
+	ClassUnknown Class = iota
+	// ClassAlive: neither shut down, crashed nor dying: running, blocked,
+	// paused, or merely not scheduled ("------").
+	ClassAlive
+	// ClassInFlight: shut down as part of an operation Xen or the
+	// toolstack completes: suspend (save, migration), reboot, soft reset.
+	ClassInFlight
+	// ClassStopped: stopped for good and kept only because its action was
+	// preserve: powered off, crashed or stopped by its watchdog (with xm:
+	// shut down or crashed). The only class that may be destroyed.
+	ClassStopped
+	// ClassDying: Xen is already tearing the domain down.
+	ClassDying
+)
+
+var classNames = [...]string{"unknown", "alive", "in-flight", "stopped", "dying"}
+
+// String returns the class as the design and the logs spell it.
+func (c Class) String() string {
+	if c >= 0 && int(c) < len(classNames) {
+		return classNames[c]
 	}
-	if s.Blocked {
-		b[1] = 'b'
-	}
-	if s.Paused {
-		b[2] = 'p'
-	}
-	if s.Shutdown {
-		b[3] = 's'
-	}
-	if s.Dying {
-		b[5] = 'd'
-	}
-	switch f {
-	case XM:
-		if s.Reason == ReasonCrash {
-			b[4] = 'c'
-		}
-	default:
-		if s.Shutdown {
-			b[4] = xlReasonLetter(s.ReasonCode())
-		}
-	}
-	return string(b)
+	return fmt.Sprintf("Class(%d)", int(c))
 }
 
-// ReasonCode returns the SHUTDOWN_* code xl prints in its Reason-Code
-// column for a shut-down domain: Code when known, else Reason.Code(), and
-// 0xff for an unknown reason without a code.
-func (s State) ReasonCode() int {
-	if s.Code >= 0 {
-		return s.Code
-	}
-	if c := s.Reason.Code(); c >= 0 {
-		return c
-	}
-	if s.Reason == ReasonUnknown {
-		return 0xff
-	}
-	return 0
-}
+// MarshalText makes classes readable in JSON.
+func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
-// Dead reports whether the domain has stopped executing for good and is
-// kept only because its action was preserve: shut down by a poweroff, a
-// crash or the watchdog (with xm: shut down or crashed), and not already
-// being torn down by Xen. Shutdowns that are part of an operation in flight
-// (suspend, reboot: see Transient), a soft reset and reasons this code does
-// not know are not dead: the design says never to act on them.
-func (s State) Dead() bool {
-	if s.Dying {
-		return false
+// Class classifies s. Dying wins over everything; a domain neither shut
+// down nor crashed is alive; a shut-down (or, with xm, crashed) domain is
+// classed by its reason.
+func (s State) Class() Class {
+	switch {
+	case s.Dying:
+		return ClassDying
+	case !s.Shutdown && s.Reason != ReasonCrash:
+		return ClassAlive
 	}
 	switch s.Reason {
-	case ReasonCrash:
-		return true
-	case ReasonPoweroff, ReasonWatchdog:
-		return s.Shutdown
+	case ReasonPoweroff, ReasonCrash, ReasonWatchdog:
+		return ClassStopped
+	case ReasonSuspend, ReasonReboot, ReasonSoftReset:
+		return ClassInFlight
 	}
-	return false
+	return ClassUnknown
 }
 
-// UserPoweredOff reports a poweroff shutdown: what a user's `poweroff`
-// inside the guest leaves behind when on_poweroff is preserve. Dying
-// domains are excluded: Xen is already destroying them.
-func (s State) UserPoweredOff() bool {
-	return s.Dead() && s.Reason == ReasonPoweroff
+// Describe says in a few words what state s is in, for the reasons
+// decisions and refusals give: "alive (r-----)", "in-flight: suspend
+// (---ss-)", "stopped: poweroff (---s--)".
+func (s State) Describe() string {
+	c := s.Class()
+	switch c {
+	case ClassInFlight, ClassStopped, ClassUnknown:
+		return fmt.Sprintf("%s: %s (%s)", c, s.Reason, s.Letters)
+	}
+	return fmt.Sprintf("%s (%s)", c, s.Letters)
 }
+
+// Alive reports ClassAlive.
+func (s State) Alive() bool { return s.Class() == ClassAlive }
+
+// Dead reports ClassStopped: stopped for good, the only state that may be
+// destroyed.
+func (s State) Dead() bool { return s.Class() == ClassStopped }
+
+// UserPoweredOff reports a poweroff stopped for good: what a user's
+// `poweroff` inside the guest leaves behind when on_poweroff is preserve.
+func (s State) UserPoweredOff() bool { return s.Dead() && s.Reason == ReasonPoweroff }
 
 // Crashed reports a preserved crashed domain.
-func (s State) Crashed() bool {
-	return s.Dead() && s.Reason == ReasonCrash
-}
+func (s State) Crashed() bool { return s.Dead() && s.Reason == ReasonCrash }
 
-// GuestFailed reports a crash or a watchdog shutdown: the guest failing,
-// not its user's will.
+// GuestFailed reports a crash or a watchdog shutdown stopped for good: the
+// guest failing, not its user's will.
 func (s State) GuestFailed() bool {
 	return s.Dead() && (s.Reason == ReasonCrash || s.Reason == ReasonWatchdog)
-}
-
-// Transient reports a shutdown that is part of an operation in flight:
-// suspend (save, migration) or reboot (restart). Never act on it.
-func (s State) Transient() bool {
-	return s.Shutdown && (s.Reason == ReasonSuspend || s.Reason == ReasonReboot)
-}
-
-// Alive reports a domain that is neither shut down, crashed nor dying:
-// running, blocked, paused, or merely not scheduled ("------").
-func (s State) Alive() bool {
-	return !s.Shutdown && s.Reason != ReasonCrash && !s.Dying
 }
 
 // Domain is one line of the domain list.

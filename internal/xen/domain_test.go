@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"ganeti-userdown/testdata/xensim/xlout"
 )
 
 // TestParseStateEveryLetterEveryPosition tries every printable ASCII
@@ -94,8 +96,8 @@ func TestParseStateEveryLetterEveryPosition(t *testing.T) {
 				if st.Letters != letters || st.Code != -1 {
 					t.Errorf("%s %q: Letters %q Code %d", f, letters, st.Letters, st.Code)
 				}
-				if col := st.Column(f); col != letters {
-					t.Errorf("%s %q: Column() = %q", f, letters, col)
+				if col := printed(f, st); col != letters {
+					t.Errorf("%s %q: the simulator's printer makes %q of it", f, letters, col)
 				}
 			}
 		}
@@ -122,78 +124,105 @@ func TestParseStateRejects(t *testing.T) {
 	}
 }
 
-// TestStatePredicates checks the predicates on the states of the design's
-// table, the states Xen prints in races, and the matrix Ganeti 3.0.2 was
-// observed with (ganeti-3.0.2/xen-state-matrix.txt).
-// Reference: design.md, "Xen facts": "with xl, `---s--` is a powered-off
-// domain and `---sc-` (or `--psc-`) a crashed one; with xm, `---s--` is shut
-// down ... and `----c-` crashed. Suspend (`ss`) and reboot (`sr`) are
-// transient states of migration and restart: never act on them."
-// And "Decisions": "Soft reset, an unknown reason (`?`) and dying domains:
-// `wait`, never act."
-func TestStatePredicates(t *testing.T) {
+// TestStateClass checks the one classification and the predicates derived
+// from it on the states of the design's table, the states Xen prints in
+// races, and the matrix Ganeti 3.0.2 was observed with
+// (ganeti-3.0.2/xen-state-matrix.txt).
+// Reference: doc/design.md, "Xen facts the code must get exactly right",
+// "Domain state classification" (the table), and "Decisions", safety rule
+// 1: only class stopped may be destroyed.
+func TestStateClass(t *testing.T) {
 	type preds struct {
-		Dead, UserPoweredOff, Crashed, GuestFailed, Transient, Alive bool
+		Class                                             Class
+		Dead, UserPoweredOff, Crashed, GuestFailed, Alive bool
 	}
+	alive := preds{Class: ClassAlive, Alive: true}
+	poweroff := preds{Class: ClassStopped, Dead: true, UserPoweredOff: true}
+	crash := preds{Class: ClassStopped, Dead: true, Crashed: true, GuestFailed: true}
+	inFlight, dying, unknown := preds{Class: ClassInFlight}, preds{Class: ClassDying}, preds{Class: ClassUnknown}
 	for _, tc := range []struct {
 		f       Flavour
 		letters string
 		want    preds
 	}{
-		{XL, "r-----", preds{Alive: true}},
-		{XL, "-b----", preds{Alive: true}},
-		{XL, "--p---", preds{Alive: true}},
-		{XL, "-bp---", preds{Alive: true}},
-		{XL, "------", preds{Alive: true}},
-		{XL, "rb----", preds{Alive: true}}, // race: running and blocked
-		{XL, "rbp---", preds{Alive: true}},
-		{XL, "---s--", preds{Dead: true, UserPoweredOff: true}},
-		{XL, "--ps--", preds{Dead: true, UserPoweredOff: true}},
-		{XL, "r--s--", preds{Dead: true, UserPoweredOff: true}}, // race: still marked running
-		{XL, "---s-d", preds{}},                                 // race: shut down and dying
-		{XL, "-----d", preds{}},                                 // dying
-		{XL, "---sc-", preds{Dead: true, Crashed: true, GuestFailed: true}},
-		{XL, "--psc-", preds{Dead: true, Crashed: true, GuestFailed: true}}, // race
-		{XL, "--pscd", preds{}},
-		{XL, "---sw-", preds{Dead: true, GuestFailed: true}},
-		{XL, "---sr-", preds{Transient: true}},
-		{XL, "---ss-", preds{Transient: true}},
-		{XL, "--pss-", preds{Transient: true}},
-		{XL, "---sS-", preds{}},
-		{XL, "---s?-", preds{}},
-		{XM, "r-----", preds{Alive: true}},
-		{XM, "-b----", preds{Alive: true}},
-		{XM, "rb----", preds{Alive: true}},
-		{XM, "---s--", preds{Dead: true, UserPoweredOff: true}},
-		{XM, "---s-d", preds{}},
-		{XM, "-----d", preds{}},
-		{XM, "----c-", preds{Dead: true, Crashed: true, GuestFailed: true}},
-		{XM, "--p-c-", preds{Dead: true, Crashed: true, GuestFailed: true}},
-		{XM, "---sc-", preds{Dead: true, Crashed: true, GuestFailed: true}},
-		{XM, "----cd", preds{}},
+		{XL, "r-----", alive},
+		{XL, "-b----", alive},
+		{XL, "--p---", alive},
+		{XL, "-bp---", alive},
+		{XL, "------", alive},
+		{XL, "rb----", alive}, // race: running and blocked
+		{XL, "rbp---", alive},
+		{XL, "---s--", poweroff},
+		{XL, "--ps--", poweroff},
+		{XL, "r--s--", poweroff}, // race: still marked running
+		{XL, "---s-d", dying},    // race: shut down and dying
+		{XL, "-----d", dying},
+		{XL, "r----d", dying},
+		{XL, "---sc-", crash},
+		{XL, "--psc-", crash}, // race
+		{XL, "--pscd", dying},
+		{XL, "---sw-", preds{Class: ClassStopped, Dead: true, GuestFailed: true}},
+		{XL, "---sr-", inFlight},
+		{XL, "---ss-", inFlight},
+		{XL, "--pss-", inFlight},
+		{XL, "---sS-", inFlight},
+		{XL, "---s?-", unknown},
+		{XM, "r-----", alive},
+		{XM, "-b----", alive},
+		{XM, "rb----", alive},
+		{XM, "---s--", poweroff},
+		{XM, "---s-d", dying},
+		{XM, "-----d", dying},
+		{XM, "----c-", crash},
+		{XM, "--p-c-", crash},
+		{XM, "---sc-", crash},
+		{XM, "----cd", dying},
 	} {
 		t.Run(fmt.Sprintf("%s/%s", tc.f, tc.letters), func(t *testing.T) {
 			st, err := ParseState(tc.f, tc.letters)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := preds{st.Dead(), st.UserPoweredOff(), st.Crashed(), st.GuestFailed(), st.Transient(), st.Alive()}
+			got := preds{st.Class(), st.Dead(), st.UserPoweredOff(), st.Crashed(), st.GuestFailed(), st.Alive()}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("predicates (-want +got):\n%s", diff)
-			}
-			// Never both alive and dead: destroy acts only on Dead().
-			if got.Alive && got.Dead {
-				t.Errorf("both Alive and Dead")
+				t.Errorf("classification (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestStateClassExhaustive: every combination of flags and reasons, also
+// ones ParseState never returns, is exactly one class, and only class
+// stopped is dead.
+func TestStateClassExhaustive(t *testing.T) {
+	for bits := 0; bits < 1<<5; bits++ {
+		for r := ReasonNone; r <= ReasonUnknown+1; r++ {
+			st := State{Running: bits&1 != 0, Blocked: bits&2 != 0, Paused: bits&4 != 0, Shutdown: bits&8 != 0, Dying: bits&16 != 0, Reason: r}
+			c := st.Class()
+			if c < ClassUnknown || c > ClassDying {
+				t.Fatalf("%+v: class %v", st, c)
+			}
+			if st.Dead() != (c == ClassStopped) || st.Alive() != (c == ClassAlive) {
+				t.Errorf("%+v: class %v, Dead %v, Alive %v", st, c, st.Dead(), st.Alive())
+			}
+			if st.Dying && c != ClassDying {
+				t.Errorf("%+v: dying but class %v", st, c)
+			}
+			if st.Shutdown && !st.Dying && r == ReasonNone && c != ClassUnknown {
+				t.Errorf("%+v: shut down without a reason, class %v", st, c)
+			}
+		}
+	}
+	if got := ClassInFlight.String() + "," + Class(9).String(); got != "in-flight,Class(9)" {
+		t.Errorf("names: %s", got)
 	}
 }
 
 func TestReasonCodes(t *testing.T) {
 	for code := 0; code <= 5; code++ {
 		r := ReasonFromCode(code)
-		if r.Code() != code {
-			t.Errorf("ReasonFromCode(%d).Code() = %d", code, r.Code())
+		if r == ReasonUnknown || r == ReasonNone || reasonCodes[r] != code {
+			t.Errorf("ReasonFromCode(%d) = %v", code, r)
 		}
 		if got := xlReasonLetter(code); got != "-rscwS"[code] {
 			t.Errorf("letter for %d = %q", code, got)
@@ -210,4 +239,34 @@ func TestReasonCodes(t *testing.T) {
 	if got := strings.Join([]string{ReasonNone.String(), ReasonSoftReset.String(), Reason(42).String()}, ","); got != "none,soft_reset,Reason(42)" {
 		t.Errorf("names: %s", got)
 	}
+}
+
+// reasonCodes are Xen's SHUTDOWN_* codes (xen/include/public/sched.h) of
+// the reasons, for the tests; 0xff stands for a code Xen does not name.
+var reasonCodes = map[Reason]int{
+	ReasonPoweroff: 0, ReasonReboot: 1, ReasonSuspend: 2, ReasonCrash: 3,
+	ReasonWatchdog: 4, ReasonSoftReset: 5, ReasonUnknown: 0xff,
+}
+
+// out returns st as the Xen simulator's printer (testdata/xensim/xlout),
+// written from xl's and xm's own format strings, sees a domain.
+func out(f Flavour, st State) xlout.Domain {
+	d := xlout.Domain{Running: st.Running, Blocked: st.Blocked, Paused: st.Paused, Shutdown: st.Shutdown, Dying: st.Dying}
+	switch {
+	case f == XM:
+		d.Crashed = st.Reason == ReasonCrash
+	case st.Code >= 0:
+		d.ShutdownReason = st.Code
+	default:
+		d.ShutdownReason = reasonCodes[st.Reason]
+	}
+	return d
+}
+
+// printed returns the letters the simulator's printer makes of st.
+func printed(f Flavour, st State) string {
+	if f == XM {
+		return xlout.XMState(out(f, st))
+	}
+	return xlout.XLState(out(f, st))
 }

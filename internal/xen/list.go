@@ -1,7 +1,6 @@
 package xen
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
@@ -182,40 +181,4 @@ func parseListLine(flavour Flavour, verbose bool, line string) (Domain, string) 
 	d.State.Code = int(c)
 	d.State.Reason = ReasonFromCode(int(c))
 	return d, ""
-}
-
-// FormatList prints domains exactly as the flavour's toolstack does: xl
-// with the layout of tools/xl/xl_info.c list_domains (verbose adds the
-// `list -v` columns, with "-" as security label), xm with xm's. It is the
-// inverse of ParseList and what the Xen simulator prints.
-func FormatList(flavour Flavour, verbose bool, doms []Domain) []byte {
-	var b bytes.Buffer
-	if flavour == XM {
-		fmt.Fprintf(&b, "%-40s %5s %5s %5s %10s %9s\n", "Name", "ID", "Mem", "VCPUs", "State", "Time(s)")
-		for _, d := range doms {
-			fmt.Fprintf(&b, "%-40s %5s %5d %5d %10s %8.1f\n",
-				d.Name, strconv.Itoa(d.ID), d.MemMiB, d.VCPUs, d.State.Column(XM), d.CPUSeconds)
-		}
-		return b.Bytes()
-	}
-	b.WriteString("Name                                        ID   Mem VCPUs\tState\tTime(s)")
-	if verbose {
-		b.WriteString("   UUID                            Reason-Code\tSecurity Label")
-	}
-	b.WriteByte('\n')
-	for _, d := range doms {
-		fmt.Fprintf(&b, "%-40s %5d %5d %5d     %s  %8.1f",
-			d.Name, d.ID, d.MemMiB, d.VCPUs, d.State.Column(XL), d.CPUSeconds)
-		if verbose {
-			fmt.Fprintf(&b, " %s", d.UUID)
-			if d.State.Shutdown {
-				fmt.Fprintf(&b, " %8x", d.State.ReasonCode())
-			} else {
-				fmt.Fprintf(&b, " %8s", "-")
-			}
-			fmt.Fprintf(&b, " %16s", "-")
-		}
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
 }

@@ -29,7 +29,9 @@
 // "dump" beside the state file).
 //
 // XENSIM_LOG names a file that gets two JSON lines per call (see package
-// simlog).
+// simlog). XENSTORED_PATH names the socket of the xenstored simulator
+// (testdata/xenstored) to tell of every domain shut down, crashed,
+// destroyed or created, as the hypervisor tells xenstored (xenstore.go).
 package main
 
 import (
@@ -44,7 +46,6 @@ import (
 	"syscall"
 	"time"
 
-	"ganeti-userdown/internal/xen"
 	"ganeti-userdown/testdata/xensim/simlog"
 )
 
@@ -54,7 +55,7 @@ func main() {
 
 // sim is one invocation of the simulator.
 type sim struct {
-	flavour   xen.Flavour
+	flavour   flavour
 	statePath string
 	dumpDir   string
 	stdout    io.Writer
@@ -77,17 +78,26 @@ func fail(code int, format string, a ...any) error {
 	return &exitError{code: code, msg: fmt.Sprintf(format, a...)}
 }
 
-func flavourOf(argv0 string) xen.Flavour {
+// flavour is the toolstack the simulator plays.
+type flavour string
+
+// The two toolstacks.
+const (
+	flavourXL flavour = "xl"
+	flavourXM flavour = "xm"
+)
+
+func flavourOf(argv0 string) flavour {
 	switch os.Getenv("XENSIM_FLAVOUR") {
 	case "xm":
-		return xen.XM
+		return flavourXM
 	case "xl":
-		return xen.XL
+		return flavourXL
 	}
 	if strings.Contains(filepath.Base(argv0), "xm") {
-		return xen.XM
+		return flavourXM
 	}
-	return xen.XL
+	return flavourXL
 }
 
 func run(argv []string, stdout, stderr io.Writer) int {
@@ -174,11 +184,13 @@ func (s *sim) locked(fn func(st *state, now time.Time) error) error {
 		return err
 	}
 	defer store.unlock()
+	seen := len(s.events)
 	s.settle(st, now)
 	fnErr := fn(st, now)
 	if err := store.save(st); err != nil {
 		return err
 	}
+	s.notifyXenstored(s.events[seen:])
 	return fnErr
 }
 
@@ -225,7 +237,7 @@ func (s *sim) guestShutdown(st *state, d *domain, code int, at time.Time) {
 	if code == 2 {
 		action = "preserve" // suspended: left for the saving toolstack
 	} else if k := actionKey(code); k != "" {
-		if s.flavour == xen.XM && code == 4 {
+		if s.flavour == flavourXM && code == 4 {
 			k = "on_poweroff" // xm has no on_watchdog: it looks like a poweroff
 		}
 		action = d.Actions[k]
@@ -268,7 +280,7 @@ func (s *sim) guestShutdown(st *state, d *domain, code int, at time.Time) {
 func (s *sim) markShutdown(d *domain, code int, at time.Time) {
 	d.Running, d.Blocked, d.Paused = false, false, false
 	// xm clears the shut-down flag of a crashed domain (design.md).
-	d.Shutdown = !(s.flavour == xen.XM && code == 3)
+	d.Shutdown = !(s.flavour == flavourXM && code == 3)
 	d.Code = code
 	d.Pending = nil
 	t := at
@@ -303,7 +315,7 @@ func (s *sim) find(st *state, q string) (*domain, error) {
 		if d := st.byID(id); d != nil {
 			return d, nil
 		}
-		if s.flavour == xen.XM {
+		if s.flavour == flavourXM {
 			return nil, fail(1, "Error: Domain '%s' does not exist.\n", q)
 		}
 		return nil, errNoDomid{id}
@@ -311,7 +323,7 @@ func (s *sim) find(st *state, q string) (*domain, error) {
 	if d := st.byName(q); d != nil {
 		return d, nil
 	}
-	if s.flavour == xen.XM {
+	if s.flavour == flavourXM {
 		return nil, fail(1, "Error: Domain '%s' does not exist.\n", q)
 	}
 	return nil, fail(1, "%s is an invalid domain identifier (rc=-6)\n", q)
@@ -406,7 +418,7 @@ func (s *sim) needArgs(verb string, rest []string, n int) error {
 	if n > 1 {
 		plural = "s"
 	}
-	if s.flavour == xen.XM {
+	if s.flavour == flavourXM {
 		return fail(1, "Error: 'xm %s' requires %d argument%s.\n\n", verb, n, plural)
 	}
 	return fail(2, "'xl %s' requires at least %d argument%s.\n\n", verb, n, plural)

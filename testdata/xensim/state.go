@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
-	"ganeti-userdown/internal/xen"
 	"ganeti-userdown/testdata/xensim/simlog"
+	"ganeti-userdown/testdata/xensim/xlout"
 )
 
 // domain is one simulated Xen domain as kept in the state file.
@@ -92,21 +93,10 @@ func newState(now time.Time) *state {
 	}}}
 }
 
-// xenState returns the domain's state as ganeti-userdown's model sees it
-// with flavour f (letters as that toolstack prints them).
-func (d *domain) xenState(f xen.Flavour) xen.State {
-	st := xen.State{Running: d.Running, Blocked: d.Blocked, Paused: d.Paused, Shutdown: d.Shutdown, Dying: d.Dying, Code: -1}
-	if d.Code >= 0 {
-		st.Reason = xen.ReasonFromCode(d.Code)
-		if d.Shutdown {
-			st.Code = d.Code
-		}
-	}
-	st.Letters = st.Column(f)
-	return st
-}
-
-func (d *domain) xen(f xen.Flavour, now time.Time) xen.Domain {
+// out returns the domain as the toolstack's list printer sees it: with
+// xl a crash is a shutdown with reason 3; with xm it is xend's crashed
+// flag, without the shut-down flag.
+func (d *domain) out(f flavour, now time.Time) xlout.Domain {
 	end := now
 	if d.Stopped != nil {
 		end = *d.Stopped
@@ -115,11 +105,71 @@ func (d *domain) xen(f xen.Flavour, now time.Time) xen.Domain {
 	if cpu < 0 {
 		cpu = 0
 	}
-	return xen.Domain{Name: d.Name, ID: d.ID, MemMiB: d.MemMiB, VCPUs: d.VCPUs, State: d.xenState(f), UUID: d.UUID, CPUSeconds: cpu}
+	o := xlout.Domain{
+		Name: d.Name, ID: d.ID, MemMiB: d.MemMiB, VCPUs: d.VCPUs,
+		Running: d.Running, Blocked: d.Blocked, Paused: d.Paused, Shutdown: d.Shutdown, Dying: d.Dying,
+		CPUSeconds: cpu, UUID: d.UUID,
+	}
+	if d.Shutdown {
+		o.ShutdownReason = d.Code
+	}
+	if f == flavourXM && d.Code == 3 {
+		o.Crashed = true
+	}
+	return o
 }
 
-func (d *domain) ref(f xen.Flavour) simlog.Domain {
-	return simlog.Domain{Name: d.Name, ID: d.ID, UUID: d.UUID, State: d.xenState(f).Letters}
+// letters returns the six state letters the flavour's toolstack prints.
+func (d *domain) letters(f flavour) string {
+	o := d.out(f, time.Time{})
+	if f == flavourXM {
+		return xlout.XMState(o)
+	}
+	return xlout.XLState(o)
+}
+
+func (d *domain) ref(f flavour) simlog.Domain {
+	return simlog.Domain{Name: d.Name, ID: d.ID, UUID: d.UUID, State: d.letters(f)}
+}
+
+// setLetters puts the domain in the state the six letters describe, read
+// as the flavour's toolstack prints them (`sim set DOM state=...`): xl's
+// position 4 is the reason letter of a shut-down domain, xm's the crashed
+// flag.
+func (d *domain) setLetters(f flavour, v string) error {
+	if len(v) != 6 {
+		return fmt.Errorf("state %q: want 6 letters", v)
+	}
+	want := "rbps?d"
+	if f == flavourXM {
+		want = "rbpscd"
+	}
+	var on [6]bool
+	for i := 0; i < 6; i++ {
+		switch {
+		case v[i] == '-':
+		case v[i] == want[i], i == 4 && f == flavourXL && strings.IndexByte("rscwS?", v[i]) >= 0:
+			on[i] = true
+		default:
+			return fmt.Errorf("state %q: letter %d is %q", v, i, v[i])
+		}
+	}
+	d.Running, d.Blocked, d.Paused, d.Shutdown, d.Dying = on[0], on[1], on[2], on[3], on[5]
+	d.Code = -1
+	switch {
+	case f == flavourXM && on[4]:
+		d.Code = 3
+	case f == flavourXL && d.Shutdown:
+		d.Code = strings.IndexByte("-rscwS", v[4])
+		if d.Code < 0 {
+			d.Code = 0xff
+		}
+	case f == flavourXL && on[4]:
+		return fmt.Errorf("state %q: a reason without the shut-down flag", v)
+	case d.Shutdown:
+		d.Code = 0
+	}
+	return nil
 }
 
 // alive reports a domain whose guest still runs: not shut down, crashed or

@@ -12,8 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"ganeti-userdown/hvconfig"
-	"ganeti-userdown/internal/xen"
+	"ganeti-userdown/testdata/xensim/xlout"
 )
 
 // validActions are the action names xl.cfg accepts.
@@ -48,7 +47,7 @@ func (s *sim) create(args []string) error {
 		if errors.As(err, &pe) {
 			msg = pe.Err.Error()
 		}
-		if s.flavour == xen.XM {
+		if s.flavour == flavourXM {
 			return fail(1, "Error: CONFIG_FILE '%s' does not exist or is unreadable: %s\n", cfg, msg)
 		}
 		return fail(3, "Failed to read config file: %s: %s\n", cfg, msg)
@@ -56,26 +55,23 @@ func (s *sim) create(args []string) error {
 	if len(extra) > 0 {
 		src = append(src, fmt.Appendf(nil, "\n%s\n", strings.Join(extra, "\n"))...)
 	}
-	if s.flavour == xen.XL && o['q'] == "" {
+	if s.flavour == flavourXL && o['q'] == "" {
 		fmt.Fprintf(s.stderr, "Parsing config from %s\n", cfg)
 	}
-	f, err := hvconfig.Parse(cfg, src)
+	vals, err := readConfig(cfg, src)
 	if err != nil {
-		if s.flavour == xen.XM {
+		if s.flavour == flavourXM {
 			return fail(1, "Error: %v\n", err)
 		}
 		return fail(1, "%v\nFailed to parse config: Invalid argument\n", err)
 	}
 	str := func(key string) (string, bool) {
-		v, ok := f.Get(key)
-		if !ok || v.Kind == hvconfig.KindList {
-			return "", false
-		}
-		return v.String, true
+		v, ok := vals[key]
+		return v, ok
 	}
 	name, ok := str("name")
 	if !ok || name == "" {
-		if s.flavour == xen.XM {
+		if s.flavour == flavourXM {
 			return fail(1, "Error: Domain name must be specified.\n")
 		}
 		return fail(1, "Domain name must be specified.\n")
@@ -100,7 +96,7 @@ func (s *sim) create(args []string) error {
 		d.UUID = newUUID()
 	}
 	defaults := map[string]string{"on_poweroff": "destroy", "on_reboot": "restart", "on_watchdog": "destroy", "on_crash": "destroy", "on_soft_reset": "soft-reset"}
-	if s.flavour == xen.XM {
+	if s.flavour == flavourXM {
 		defaults = map[string]string{"on_poweroff": "destroy", "on_reboot": "restart", "on_crash": "restart"}
 	}
 	for k, def := range defaults {
@@ -109,7 +105,7 @@ func (s *sim) create(args []string) error {
 			v = def
 		}
 		if !slices.Contains(validActions, v) {
-			if s.flavour == xen.XM {
+			if s.flavour == flavourXM {
 				return fail(1, "Error: Invalid value for %s: '%s'\n", k, v)
 			}
 			return fail(1, "Unknown %s action \"%s\" specified\n", k, v)
@@ -124,7 +120,7 @@ func (s *sim) create(args []string) error {
 	}
 	return s.locked(func(st *state, now time.Time) error {
 		if old := st.byName(name); old != nil {
-			if s.flavour == xen.XM {
+			if s.flavour == flavourXM {
 				return fail(1, "Error: VM name '%s' already in use by domain %d\n", name, old.ID)
 			}
 			return fail(3, "libxl: error: libxl_domain.c:81:libxl__domain_rename: Domain %d:Domain with name \"%s\" already exists.\n"+
@@ -135,7 +131,7 @@ func (s *sim) create(args []string) error {
 		d.Created = now
 		st.Domains = append(st.Domains, d)
 		s.event("create", d, now, cfg)
-		if s.flavour == xen.XM {
+		if s.flavour == flavourXM {
 			fmt.Fprintf(s.stdout, "Using config file \"%s\".\nStarted domain %s (id=%d)\n", cfg, name, d.ID)
 		}
 		return nil
@@ -155,7 +151,7 @@ func (s *sim) list(args []string) error {
 	if o['Z'] != "" || o['c'] != "" || o['n'] != "" || o['h'] != "" {
 		return fail(2, "xensim: list option not simulated\n")
 	}
-	if s.flavour == xen.XM && o['v'] != "" {
+	if s.flavour == flavourXM && o['v'] != "" {
 		// xm's -v is the deprecated vcpu listing, not xl's verbose list.
 		return fail(1, "xm list -v is deprecated.  Please use xm vcpu-list.\n")
 	}
@@ -176,7 +172,7 @@ func (s *sim) list(args []string) error {
 			doms = []*domain{d}
 		}
 		if o['l'] != "" {
-			if s.flavour == xen.XM {
+			if s.flavour == flavourXM {
 				s.stdout.Write(xmLong(doms, now))
 				return nil
 			}
@@ -187,11 +183,15 @@ func (s *sim) list(args []string) error {
 			s.stdout.Write(b)
 			return nil
 		}
-		xd := make([]xen.Domain, len(doms))
+		out := make([]xlout.Domain, len(doms))
 		for i, d := range doms {
-			xd[i] = d.xen(s.flavour, now)
+			out[i] = d.out(s.flavour, now)
 		}
-		s.stdout.Write(xen.FormatList(s.flavour, o['v'] != "", xd))
+		if s.flavour == flavourXM {
+			s.stdout.Write(xlout.XM(out))
+		} else {
+			s.stdout.Write(xlout.XL(o['v'] != "", out))
+		}
 		return nil
 	})
 }
@@ -265,7 +265,7 @@ func xlLong(doms []*domain) ([]byte, error) {
 func xmLong(doms []*domain, now time.Time) []byte {
 	var b bytes.Buffer
 	for _, d := range doms {
-		x := d.xen(xen.XM, now)
+		x := d.out(flavourXM, now)
 		b.WriteString("(domain\n")
 		fmt.Fprintf(&b, "    (domid %d)\n", d.ID)
 		for _, k := range []string{"on_crash"} {
@@ -282,7 +282,7 @@ func xmLong(doms []*domain, now time.Time) []byte {
 			}
 		}
 		fmt.Fprintf(&b, "    (memory %d)\n", d.MemMiB)
-		fmt.Fprintf(&b, "    (state %s)\n", x.State.Letters)
+		fmt.Fprintf(&b, "    (state %s)\n", xlout.XMState(x))
 		fmt.Fprintf(&b, "    (cpu_time %g)\n", x.CPUSeconds)
 		b.WriteString(")\n")
 	}
@@ -332,7 +332,7 @@ func (s *sim) shutdown(args []string, code int) error {
 			doms = []*domain{d}
 		}
 		for _, d := range doms {
-			if s.flavour == xen.XL {
+			if s.flavour == flavourXL {
 				fmt.Fprintf(s.stderr, "%s domain %d\n", map[int]string{0: "Shutting down", 1: "Rebooting"}[code], d.ID)
 			}
 			targets = append(targets, d.ID)
@@ -364,7 +364,7 @@ func (s *sim) shutdown(args []string, code int) error {
 // gone, as `xl shutdown -w` (-ww: death only) does. It runs until the
 // caller's timeout kills it.
 func (s *sim) waitFor(ids []int, shutdownCounts bool) error {
-	if s.flavour == xen.XL {
+	if s.flavour == flavourXL {
 		fmt.Fprintf(s.stderr, "Waiting for %d domains\n", len(ids))
 	}
 	left := slices.Clone(ids)
@@ -374,12 +374,12 @@ func (s *sim) waitFor(ids []int, shutdownCounts bool) error {
 				d := st.byID(id)
 				switch {
 				case d == nil:
-					if s.flavour == xen.XL {
+					if s.flavour == flavourXL {
 						fmt.Fprintf(s.stderr, "Domain %d has been destroyed\n", id)
 					}
 					return true
 				case shutdownCounts && !d.alive() && d.Code >= 0:
-					if s.flavour == xen.XL {
+					if s.flavour == flavourXL {
 						fmt.Fprintf(s.stderr, "Domain %d has been shut down, reason code %d\n", id, d.Code)
 					}
 					return true
@@ -419,7 +419,7 @@ func (s *sim) destroy(args []string) error {
 			return err
 		}
 		if d.ID == 0 {
-			if s.flavour == xen.XM {
+			if s.flavour == flavourXM {
 				return fail(1, "Error: Cannot destroy privileged domain 0\n")
 			}
 			if o['f'] == "" {
@@ -456,7 +456,7 @@ func (s *sim) dumpCore(args []string) error {
 		if err := writeCore(rest[1], d); err != nil {
 			return fail(1, "libxl: error: libxl_domain.c:621:libxl_domain_core_dump: Domain %d:core dump failed: %v\ncore dump failed (rc=-3)\n", d.ID, err)
 		}
-		if s.flavour == xen.XM {
+		if s.flavour == flavourXM {
 			fmt.Fprintf(s.stdout, "Dumping core of domain: %d ...\n", d.ID)
 		}
 		s.event("dump", d, now, rest[1])
@@ -482,7 +482,7 @@ func (s *sim) rename(args []string) error {
 			return err
 		}
 		if other := st.byName(rest[1]); other != nil && other != d {
-			if s.flavour == xen.XM {
+			if s.flavour == flavourXM {
 				return fail(1, "Error: VM name '%s' already exists\n", rest[1])
 			}
 			return fail(1, "libxl: error: libxl_domain.c:81:libxl__domain_rename: Domain %d:Domain with name \"%s\" already exists.\nCan't rename domain '%s'.\n", d.ID, rest[1], rest[0])
@@ -629,17 +629,8 @@ func (s *sim) set(st *state, d *domain, kv string, now time.Time) error {
 		}
 		d.IgnoreShutdown = b
 	case "state":
-		x, err := xen.ParseState(s.flavour, v)
-		if err != nil {
+		if err := d.setLetters(s.flavour, v); err != nil {
 			return fail(2, "sim set: %v\n", err)
-		}
-		d.Running, d.Blocked, d.Paused, d.Shutdown, d.Dying = x.Running, x.Blocked, x.Paused, x.Shutdown, x.Dying
-		d.Code = -1
-		if x.Reason != xen.ReasonNone {
-			d.Code = x.Reason.Code()
-			if d.Code < 0 {
-				d.Code = 0xff
-			}
 		}
 		if !d.alive() && d.Stopped == nil {
 			t := now

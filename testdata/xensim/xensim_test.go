@@ -713,8 +713,8 @@ func TestConcurrentCalls(t *testing.T) {
 			t.Errorf("duplicate domain %s/%d", d.Name, d.ID)
 		}
 		ids[d.ID], names[d.Name] = true, true
-		if d.ID != 0 && d.xenState(xen.XL).Letters != "---s--" {
-			t.Errorf("%s: state %s, want ---s-- (shut down, preserved)", d.Name, d.xenState(xen.XL).Letters)
+		if d.ID != 0 && d.letters(flavourXL) != "---s--" {
+			t.Errorf("%s: state %s, want ---s-- (shut down, preserved)", d.Name, d.letters(flavourXL))
 		}
 	}
 	if len(st.Domains) != workers*per+1 || st.NextID != workers*per+1 {

@@ -16,8 +16,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"ganeti-userdown/internal/xen"
 )
 
 // Domain identifies a domain in the log, with its state letters at that
@@ -147,22 +145,44 @@ func Calls(entries []Entry, verb string) []Entry {
 }
 
 // LiveDestroys returns the successful destroy calls that removed a domain
-// that was not dead (xen.State.Dead) at that moment: a running, paused,
-// rebooting, suspended or dying domain. Tests of ganeti-userdown assert
-// that it never causes one.
+// that had not stopped for good at that moment: a running, paused,
+// rebooting, suspended, soft-resetting, dying domain or one shut down for
+// a reason Xen does not name. Tests of ganeti-userdown assert that it never
+// causes one. The judgement is the simulator's own (StoppedForGood), not
+// ganeti-userdown's.
 func LiveDestroys(entries []Entry) ([]Entry, error) {
 	var out []Entry
 	for _, e := range entries {
 		if e.Destroyed == nil {
 			continue
 		}
-		st, err := xen.ParseState(xen.Flavour(e.Flavour), e.Destroyed.State)
+		stopped, err := StoppedForGood(e.Flavour, e.Destroyed.State)
 		if err != nil {
 			return nil, fmt.Errorf("destroy call %v: %w", e, err)
 		}
-		if !st.Dead() {
+		if !stopped {
 			out = append(out, e)
 		}
 	}
 	return out, nil
+}
+
+// StoppedForGood reads six state letters as the flavour's toolstack
+// prints them and reports a domain that stopped for good: not dying, and
+// with xl shut down for poweroff ('-'), crash ('c') or watchdog ('w');
+// with xm shut down or crashed.
+func StoppedForGood(flavour, letters string) (bool, error) {
+	if len(letters) != 6 {
+		return false, fmt.Errorf("state %q: want 6 letters", letters)
+	}
+	if letters[5] == 'd' {
+		return false, nil
+	}
+	switch flavour {
+	case "xl":
+		return letters[3] == 's' && strings.IndexByte("-cw", letters[4]) >= 0, nil
+	case "xm":
+		return letters[3] == 's' || letters[4] == 'c', nil
+	}
+	return false, fmt.Errorf("state %q: unknown flavour %q", letters, flavour)
 }

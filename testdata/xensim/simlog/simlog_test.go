@@ -51,3 +51,28 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("unparsable destroyed state accepted")
 	}
 }
+
+// TestStoppedForGood: the simulator's own judgement of which destroyed
+// domains had stopped for good, on the states of the design's letters
+// table.
+// Reference: doc/design.md, "Decisions", safety rule 1.
+func TestStoppedForGood(t *testing.T) {
+	for _, tc := range []struct {
+		flavour, letters string
+		want             bool
+	}{
+		{"xl", "r-----", false}, {"xl", "-b----", false}, {"xl", "--p---", false}, {"xl", "------", false},
+		{"xl", "---s--", true}, {"xl", "---sc-", true}, {"xl", "--psc-", true}, {"xl", "---sw-", true},
+		{"xl", "---sr-", false}, {"xl", "---ss-", false}, {"xl", "---sS-", false}, {"xl", "---s?-", false},
+		{"xl", "---s-d", false}, {"xl", "-----d", false},
+		{"xm", "---s--", true}, {"xm", "----c-", true}, {"xm", "-b----", false}, {"xm", "----cd", false},
+	} {
+		got, err := StoppedForGood(tc.flavour, tc.letters)
+		if err != nil || got != tc.want {
+			t.Errorf("StoppedForGood(%s, %q) = %v, %v; want %v", tc.flavour, tc.letters, got, err, tc.want)
+		}
+	}
+	if _, err := StoppedForGood("kvm", "---s--"); err == nil {
+		t.Error("unknown flavour accepted")
+	}
+}

@@ -1,4 +1,4 @@
-package detect
+package destroy
 
 import (
 	"path/filepath"
