@@ -238,6 +238,7 @@ func (n *node) watcher() []string {
 		"USERDOWN_DETECT="+n.detect, "USERDOWN_DESTROY="+n.destroy,
 		"USERDOWN_WATCHER_LOCK="+filepath.Join(n.dir, "watcher.lock"),
 		"USERDOWN_WATCHER_LOG="+n.hookLog, "USERDOWN_WATCHER_TIMEOUT=60",
+		"USERDOWN_WATCHD=", // the daemon is started by the tests that want it
 	)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		n.t.Fatalf("watcher hook: %v: %s", err, out)
