@@ -13,6 +13,7 @@ import (
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/metrics"
 	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/xen/xentest"
 )
 
 // startingCluster is fakeCluster that starts instances, and whose
@@ -44,7 +45,7 @@ func (c *startingCluster) StartUp(_ context.Context, r ganeti.StartUpRequest) (g
 	return ganeti.Job{ID: int64(200 + len(c.started)), Status: "success"}, nil
 }
 
-func runSources(t *testing.T, x *fakeXen, c ganeti.Client) Sources {
+func runSources(t *testing.T, x *xentest.Toolstack, c ganeti.Client) Sources {
 	s, _ := sources(t, x, nil)
 	s.Cluster = func(context.Context) (ganeti.Client, error) { return c, nil }
 	return s
@@ -92,7 +93,7 @@ func TestRunDestroysAndStartsCrashes(t *testing.T) {
 				// right after the destruction.
 				it := *tc.intent
 				it.Created, it.Expires = t0, t0.Add(60*60e9)
-				x.onLookup = func(*fakeXen, int) {
+				x.OnLookup = func(*xentest.Toolstack, int) {
 					if err := s.Store.RecordIntent(it); err != nil {
 						t.Error(err)
 					}
@@ -144,7 +145,7 @@ func TestRunDestroysAndStartsCrashes(t *testing.T) {
 // failure; no crash destroyed means no second query.
 func TestRunUnreadableAndNoCrash(t *testing.T) {
 	x := newFakeXen(dom("a", 1, poweroff))
-	x.listErr = errors.New("xl list: exit 1")
+	x.ListErr = errors.New("xl list: exit 1")
 	c := &startingCluster{fakeCluster: &fakeCluster{instances: []ganeti.Instance{up("a")}}}
 	s := runSources(t, x, c)
 	rc := &metrics.Recorder{StatePath: filepath.Join(t.TempDir(), "metrics.json")}
@@ -155,7 +156,7 @@ func TestRunUnreadableAndNoCrash(t *testing.T) {
 	if st := tot.Sources["test"]; st == nil || st.Failures["unreadable"] != 1 {
 		t.Errorf("unreadable run not counted: %+v", st)
 	}
-	x.listErr = nil
+	x.ListErr = nil
 	rep, _, err := Run(context.Background(), s, x, RunOptions{MarkDown: true, Destroy: true, Source: "test", Metrics: rc})
 	if err != nil {
 		t.Fatal(err)
