@@ -88,7 +88,7 @@ func newNode(t testing.TB, flavour xen.Flavour, instances []instance, extraConfi
 	}
 	st := ganetifake.State{
 		Cluster:   ganetifake.ClusterInfo{Name: "cluster.example.com", Master: nodeName},
-		Toolstack: ganetifake.Toolstack{Command: n.sim, Env: n.simEnv},
+		Toolstack: ganetifake.Toolstack{Command: n.sim, Env: n.simEnv, ConfigDir: n.xenDir},
 	}
 	for _, in := range instances {
 		pnode := in.pnode
