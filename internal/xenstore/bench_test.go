@@ -61,10 +61,7 @@ func BenchmarkWriteToEvent(b *testing.B) {
 	d := xstest.Start(b)
 	watcher, writer := dial(b, d), dial(b, d)
 	ctx := context.Background()
-	if err := watcher.Watch(ctx, "/bench", "b"); err != nil {
-		b.Fatal(err)
-	}
-	next(b, watcher)
+	watch(b, watcher, "/bench", "b")
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -85,11 +82,7 @@ func BenchmarkWriteToEvent(b *testing.B) {
 func BenchmarkReleaseToEvent(b *testing.B) {
 	d := xstest.Start(b)
 	watcher := dial(b, d)
-	ctx := context.Background()
-	if err := watcher.Watch(ctx, "@releaseDomain", "rel"); err != nil {
-		b.Fatal(err)
-	}
-	next(b, watcher)
+	watch(b, watcher, "@releaseDomain", "rel")
 	xen, err := net.Dial("unix", d.Socket)
 	if err != nil {
 		b.Fatal(err)
@@ -105,6 +98,43 @@ func BenchmarkReleaseToEvent(b *testing.B) {
 		}
 		if ev := next(b, watcher); ev.Path != "@releaseDomain" {
 			b.Fatalf("event %+v", ev)
+		}
+	}
+}
+
+// BenchmarkReleaseToEventRaw is BenchmarkReleaseToEvent's floor: the
+// same RELEASE and event with a watcher that reads the socket bare, with
+// the simulator's own wire code, as no client can do with less. The
+// ratio of the two is this package's cost.
+func BenchmarkReleaseToEventRaw(b *testing.B) {
+	d := xstest.Start(b)
+	dialRaw := func() net.Conn {
+		nc, err := net.Dial("unix", d.Socket)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { nc.Close() })
+		return nc
+	}
+	watcher, xen := dialRaw(), dialRaw()
+	if err := xswire.Send(watcher, xswire.Watch, 1, 0, xswire.Strings("@releaseDomain", "rel")); err != nil {
+		b.Fatal(err)
+	}
+	for range 2 { // the reply and the registration's event
+		if _, err := xswire.Receive(watcher); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := xswire.Send(xen, xswire.Release, 1, 0, xswire.Strings("5")); err != nil {
+			b.Fatal(err)
+		}
+		if m, err := xswire.Receive(xen); err != nil || m.Type != xswire.Release {
+			b.Fatal(m, err)
+		}
+		if m, err := xswire.Receive(watcher); err != nil || m.Type != xswire.WatchEvent {
+			b.Fatal(m, err)
 		}
 	}
 }

@@ -70,6 +70,24 @@ func quiet(t testing.TB, c *xenstore.Conn, d time.Duration) {
 	}
 }
 
+// expect fails the test unless the next event is want.
+func expect(t testing.TB, c *xenstore.Conn, want xenstore.Event) {
+	t.Helper()
+	if diff := cmp.Diff(want, next(t, c)); diff != "" {
+		t.Errorf("event (-want +got):\n%s", diff)
+	}
+}
+
+// watch sets a watch and takes the event xenstored fires on
+// registration.
+func watch(t testing.TB, c *xenstore.Conn, path, token string) {
+	t.Helper()
+	if err := c.Watch(testCtx(t), path, token); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, xenstore.Event{Path: path, Token: token})
+}
+
 func TestReadWriteDirectory(t *testing.T) {
 	d := xstest.Start(t)
 	c := dial(t, d)
@@ -161,13 +179,7 @@ func TestWatch(t *testing.T) {
 	other := dial(t, d)
 	ctx := testCtx(t)
 
-	if err := c.Watch(ctx, "/vm", "vms"); err != nil {
-		t.Fatal(err)
-	}
-	// Fired once when registered.
-	if diff := cmp.Diff(xenstore.Event{Path: "/vm", Token: "vms"}, next(t, c)); diff != "" {
-		t.Errorf("first event (-want +got):\n%s", diff)
-	}
+	watch(t, c, "/vm", "vms")
 	// Changes by another client at or under the path, not elsewhere.
 	if err := other.Write(ctx, "/local/x", []byte("1")); err != nil {
 		t.Fatal(err)
@@ -175,9 +187,7 @@ func TestWatch(t *testing.T) {
 	if err := other.Write(ctx, "/vm/a/b", []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(xenstore.Event{Path: "/vm/a/b", Token: "vms"}, next(t, c)); diff != "" {
-		t.Errorf("event on write (-want +got):\n%s", diff)
-	}
+	expect(t, c, xenstore.Event{Path: "/vm/a/b", Token: "vms"})
 	// Replies keep flowing while events wait unread.
 	if err := other.Write(ctx, "/vm/c", nil); err != nil {
 		t.Fatal(err)
@@ -185,20 +195,11 @@ func TestWatch(t *testing.T) {
 	if _, err := c.Read(ctx, "/vm/a/b"); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(xenstore.Event{Path: "/vm/c", Token: "vms"}, next(t, c)); diff != "" {
-		t.Errorf("event on write (-want +got):\n%s", diff)
-	}
+	expect(t, c, xenstore.Event{Path: "/vm/c", Token: "vms"})
 
-	if err := c.Watch(ctx, "@releaseDomain", "rel"); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(xenstore.Event{Path: "@releaseDomain", Token: "rel"}, next(t, c)); diff != "" {
-		t.Errorf("first @releaseDomain event (-want +got):\n%s", diff)
-	}
+	watch(t, c, "@releaseDomain", "rel")
 	d.Release(t)
-	if diff := cmp.Diff(xenstore.Event{Path: "@releaseDomain", Token: "rel"}, next(t, c)); diff != "" {
-		t.Errorf("@releaseDomain event (-want +got):\n%s", diff)
-	}
+	expect(t, c, xenstore.Event{Path: "@releaseDomain", Token: "rel"})
 
 	if err := c.Unwatch(ctx, "/vm", "vms"); err != nil {
 		t.Fatal(err)
@@ -246,10 +247,7 @@ func TestDaemonGoesAway(t *testing.T) {
 	d := xstest.Start(t)
 	c := dial(t, d)
 	ctx := testCtx(t)
-	if err := c.Watch(ctx, "@releaseDomain", "rel"); err != nil {
-		t.Fatal(err)
-	}
-	next(t, c)
+	watch(t, c, "@releaseDomain", "rel")
 	d.Stop(t)
 	select {
 	case _, ok := <-c.Events():
@@ -270,10 +268,7 @@ func TestDaemonGoesAway(t *testing.T) {
 	}
 	d.Restart(t)
 	c2 := dial(t, d)
-	if err := c2.Watch(ctx, "@releaseDomain", "rel"); err != nil {
-		t.Fatal(err)
-	}
-	next(t, c2)
+	watch(t, c2, "@releaseDomain", "rel")
 }
 
 // Many goroutines share one connection; each gets its own replies.
@@ -431,14 +426,9 @@ func TestAgreesWithDebianClients(t *testing.T) {
 	}
 
 	// Their writes fire our watch.
-	if err := c.Watch(ctx, "/vm", "vms"); err != nil {
-		t.Fatal(err)
-	}
-	next(t, c)
+	watch(t, c, "/vm", "vms")
 	must(xenstoreTool(t, d, "xenstore-write", "/vm/web3/name", "web3"))
-	if diff := cmp.Diff(xenstore.Event{Path: "/vm/web3/name", Token: "vms"}, next(t, c)); diff != "" {
-		t.Errorf("event of xenstore-write (-want +got):\n%s", diff)
-	}
+	expect(t, c, xenstore.Event{Path: "/vm/web3/name", Token: "vms"})
 	// Our writes fire theirs: xenstore-watch -n 2 prints the registration
 	// and our write, then exits.
 	watchOut := make(chan string, 1)
@@ -475,11 +465,7 @@ func TestAgreesWithDebianClients(t *testing.T) {
 func TestReleaseDomainFromXensim(t *testing.T) {
 	d := xstest.Start(t)
 	c := dial(t, d)
-	ctx := testCtx(t)
-	if err := c.Watch(ctx, "@releaseDomain", "rel"); err != nil {
-		t.Fatal(err)
-	}
-	next(t, c)
+	watch(t, c, "@releaseDomain", "rel")
 	dir := t.TempDir()
 	xl := testbin.BuildAs(t, "ganeti-userdown/testdata/xensim", "xl")
 	run := func(args ...string) {
@@ -497,8 +483,6 @@ func TestReleaseDomainFromXensim(t *testing.T) {
 	run("create", cfg)
 	quiet(t, c, 100*time.Millisecond)
 	run("sim", "poweroff", "web1")
-	if diff := cmp.Diff(xenstore.Event{Path: "@releaseDomain", Token: "rel"}, next(t, c)); diff != "" {
-		t.Errorf("event of a poweroff (-want +got):\n%s", diff)
-	}
+	expect(t, c, xenstore.Event{Path: "@releaseDomain", Token: "rel"})
 	quiet(t, c, 100*time.Millisecond)
 }

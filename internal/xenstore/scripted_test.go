@@ -287,3 +287,47 @@ func TestIsChild(t *testing.T) {
 		}
 	}
 }
+
+// FuzzConn plays arbitrary bytes as xenstored's side of a connection
+// while a caller reads and watches: the client must neither panic nor
+// hang, and must end the connection or answer every call.
+func FuzzConn(f *testing.F) {
+	f.Add(append(header(2, 1, 0, 2), "ok"...))
+	f.Add(append(append(header(4, 1, 0, 3), "OK\x00"...), eventMsg("@releaseDomain", "r")...))
+	f.Add(append(header(16, 1, 0, 7), "ENOENT\x00"...))
+	f.Add(append(eventMsg("/a", "t"), header(2, 1, 0, 9999)...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cli, srv := net.Pipe()
+		c := newConn("fuzz", cli, 4)
+		go func() {
+			io.Copy(io.Discard, srv)
+		}()
+		go func() {
+			srv.Write(in)
+			time.Sleep(time.Millisecond)
+			srv.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range c.Events() {
+			}
+		}()
+		c.Watch(ctx, "@releaseDomain", "r")
+		c.Read(ctx, "/a")
+		if ctx.Err() != nil {
+			t.Fatal("a call waited for its deadline on a connection that ended")
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Events not closed after the connection ended")
+		}
+		if c.Err() == nil {
+			t.Fatal("Err() nil after the connection ended")
+		}
+		c.Close()
+	})
+}

@@ -5,10 +5,12 @@
 // (XENSTORED_PATH=<socket>) and ganeti-userdown's own client talk to it
 // as to xenstored on a node.
 //
-//	xenstored -socket PATH [-v]
+//	xenstored -socket PATH [-log FILE] [-v]
 //
 // It prints "listening PATH" on stdout once it accepts connections, and
 // removes the socket on SIGTERM or SIGINT. SIGUSR1 fires @releaseDomain.
+// -log appends a JSON line per connection, request and fired change to
+// FILE (package xslog reads it); -v logs requests on stderr.
 //
 // It keeps the tree in memory, starting with dom0's nodes, and answers
 // READ, WRITE, MKDIR, RM, DIRECTORY, GET_PERMS and SET_PERMS (permissions
@@ -28,6 +30,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,13 +44,16 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"ganeti-userdown/testdata/xenstored/xslog"
 	"ganeti-userdown/testdata/xenstored/xswire"
 )
 
 func main() {
 	socket := flag.String("socket", "", "path of the Unix socket to listen on")
 	verbose := flag.Bool("v", false, "log every request on stderr")
+	logPath := flag.String("log", "", "append a JSON line per request to this file")
 	flag.Parse()
 	if *socket == "" || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: xenstored -socket PATH [-v]")
@@ -71,6 +77,15 @@ func main() {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
 	st := newStore(log)
+	if *logPath != "" {
+		f, err := os.OpenFile(*logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "xenstored: %v\n", err)
+			os.Exit(1)
+		}
+		st.reqLog = json.NewEncoder(f)
+		st.record(xslog.Entry{Op: "start"})
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
@@ -117,6 +132,7 @@ type watch struct {
 // client is one connection.
 type client struct {
 	nc      net.Conn
+	id      int
 	watches []watch
 
 	// Messages to send, in order, written by the client's writer so that
@@ -131,6 +147,8 @@ type client struct {
 // store is the daemon's state, under one lock.
 type store struct {
 	log        *slog.Logger
+	reqLog     *json.Encoder // nil without -log
+	nextClient int
 	mu         sync.Mutex
 	nodes      map[string]*node
 	clients    map[*client]bool
@@ -240,6 +258,7 @@ func (st *store) rm(p string) {
 func (st *store) fire(p string) { st.fireChange(p, false) }
 
 func (st *store) fireChange(p string, recursive bool) {
+	n := 0
 	for c := range st.clients {
 		for _, w := range c.watches {
 			abs, err := canonical(w.path, true)
@@ -259,7 +278,20 @@ func (st *store) fireChange(p string, recursive bool) {
 				epath = strings.TrimPrefix(epath, domainPath+"/")
 			}
 			c.send(xswire.WatchEvent, 0, 0, xswire.Strings(epath, w.token))
+			n++
 		}
+	}
+	st.record(xslog.Entry{Op: "fire", Args: []string{p}, Watchers: n})
+}
+
+// record appends e to the request log, if there is one.
+func (st *store) record(e xslog.Entry) {
+	if st.reqLog == nil {
+		return
+	}
+	e.Time = time.Now()
+	if err := st.reqLog.Encode(e); err != nil {
+		st.log.Error("request log", "err", err)
 	}
 }
 
@@ -267,12 +299,16 @@ func (st *store) fireChange(p string, recursive bool) {
 func (st *store) serve(nc net.Conn) {
 	c := &client{nc: nc, outSig: make(chan struct{}, 1), gone: make(chan struct{})}
 	st.mu.Lock()
+	st.nextClient++
+	c.id = st.nextClient
 	st.clients[c] = true
+	st.record(xslog.Entry{Op: "connect", Client: c.id})
 	st.mu.Unlock()
 	go c.writer()
 	defer func() {
 		st.mu.Lock()
 		delete(st.clients, c)
+		st.record(xslog.Entry{Op: "disconnect", Client: c.id})
 		st.mu.Unlock()
 		c.close()
 	}()
@@ -290,14 +326,22 @@ func (st *store) serve(nc net.Conn) {
 		}
 		st.mu.Lock()
 		reply, err := st.handle(c, m)
-		st.log.Debug("request", "type", m.Type, "req", m.ReqID, "body", string(m.Body), "err", err)
+		st.log.Debug("request", "type", xswire.Name(m.Type), "req", m.ReqID, "body", string(m.Body), "err", err)
+		entry := xslog.Entry{Op: xswire.Name(m.Type), Client: c.id, Args: xswire.Fields(m.Body)}
+		if m.Type == xswire.Write {
+			path, value, _ := strings.Cut(string(m.Body), "\x00")
+			entry.Args = []string{path, value}
+		}
 		if err != nil {
 			var e errno
 			if !errors.As(err, &e) {
 				e = eINVAL
 			}
+			entry.Error = string(e)
+			st.record(entry)
 			c.send(xswire.Error, m.ReqID, m.TxID, xswire.Strings(string(e)))
 		} else {
+			st.record(entry)
 			c.send(m.Type, m.ReqID, m.TxID, reply)
 		}
 		if m.Type == xswire.Watch && err == nil {
@@ -320,27 +364,34 @@ func (st *store) handle(c *client, m xswire.Msg) ([]byte, error) {
 		}
 		return ""
 	}
-	switch m.Type {
-	case xswire.Read:
+	// The node the request names, which must exist.
+	existing := func() (string, *node, error) {
 		p, err := canonical(arg(0), false)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		n := st.nodes[p]
-		if n == nil {
-			return nil, eENOENT
+		if st.nodes[p] == nil {
+			return "", nil, eENOENT
+		}
+		return p, st.nodes[p], nil
+	}
+	switch m.Type {
+	case xswire.Read:
+		_, n, err := existing()
+		if err != nil {
+			return nil, err
 		}
 		return slices.Clone(n.value), nil
 	case xswire.Write:
-		i := strings.IndexByte(string(m.Body), 0)
-		if i < 0 {
+		path, value, found := strings.Cut(string(m.Body), "\x00")
+		if !found {
 			return nil, eINVAL
 		}
-		p, err := canonical(string(m.Body[:i]), false)
+		p, err := canonical(path, false)
 		if err != nil {
 			return nil, err
 		}
-		st.write(p, m.Body[i+1:])
+		st.write(p, []byte(value))
 		st.fire(p)
 		return ok, nil
 	case xswire.Mkdir:
@@ -354,29 +405,22 @@ func (st *store) handle(c *client, m xswire.Msg) ([]byte, error) {
 		return ok, nil
 	case xswire.Rm:
 		p, err := canonical(arg(0), false)
-		if err != nil {
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if p == "/" {
+		case p == "/":
 			return nil, eINVAL
+		case st.nodes[p] != nil:
+			st.rm(p)
+			st.fireChange(p, true)
+		case st.nodes[parent(p)] == nil:
+			return nil, eENOENT
 		}
-		if st.nodes[p] == nil {
-			if st.nodes[parent(p)] == nil {
-				return nil, eENOENT
-			}
-			return ok, nil
-		}
-		st.rm(p)
-		st.fireChange(p, true)
 		return ok, nil
 	case xswire.Directory:
-		p, err := canonical(arg(0), false)
+		_, n, err := existing()
 		if err != nil {
 			return nil, err
-		}
-		n := st.nodes[p]
-		if n == nil {
-			return nil, eENOENT
 		}
 		b := xswire.Strings(n.children...)
 		if len(b) > xswire.MaxPayload {
@@ -384,23 +428,15 @@ func (st *store) handle(c *client, m xswire.Msg) ([]byte, error) {
 		}
 		return b, nil
 	case xswire.GetPerms:
-		p, err := canonical(arg(0), false)
+		_, n, err := existing()
 		if err != nil {
 			return nil, err
-		}
-		n := st.nodes[p]
-		if n == nil {
-			return nil, eENOENT
 		}
 		return xswire.Strings(n.perms...), nil
 	case xswire.SetPerms:
-		p, err := canonical(arg(0), false)
+		p, n, err := existing()
 		if err != nil {
 			return nil, err
-		}
-		n := st.nodes[p]
-		if n == nil {
-			return nil, eENOENT
 		}
 		if len(f) < 2 {
 			return nil, eINVAL

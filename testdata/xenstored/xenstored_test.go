@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ganeti-userdown/internal/testbin"
+	"ganeti-userdown/testdata/xenstored/xslog"
 	"ganeti-userdown/testdata/xenstored/xstest"
 	"ganeti-userdown/testdata/xenstored/xswire"
 )
@@ -125,6 +126,14 @@ func (w *watcher) next(t *testing.T) string {
 	return ""
 }
 
+// expect fails the test unless xenstore-watch prints want next.
+func (w *watcher) expect(t *testing.T, want string) {
+	t.Helper()
+	if got := w.next(t); got != want {
+		t.Errorf("xenstore-watch printed %q, want %q", got, want)
+	}
+}
+
 func (w *watcher) quiet(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {
@@ -187,35 +196,23 @@ func TestDebianClientWatch(t *testing.T) {
 	w := c.watch("/vm")
 	c.ok("xenstore-write", "/local/other", "x")
 	c.ok("xenstore-write", "/vm/web1/name", "web1")
-	if got := w.next(t); got != "/vm/web1/name" {
-		t.Errorf("event %q, want /vm/web1/name", got)
-	}
+	w.expect(t, "/vm/web1/name")
 	c.ok("xenstore-rm", "/vm/web1")
-	if got := w.next(t); got != "/vm/web1" {
-		t.Errorf("event %q, want /vm/web1", got)
-	}
+	w.expect(t, "/vm/web1")
 	// A removal above the watched path fires the watch with its own path.
 	below := c.watch("/vm/web2/name")
 	c.ok("xenstore-write", "/vm/web2/name", "web2")
-	if got := below.next(t); got != "/vm/web2/name" {
-		t.Errorf("event %q, want /vm/web2/name", got)
-	}
+	below.expect(t, "/vm/web2/name")
 	c.ok("xenstore-rm", "/vm")
-	if got := below.next(t); got != "/vm/web2/name" {
-		t.Errorf("event on removing /vm: %q, want /vm/web2/name", got)
-	}
+	below.expect(t, "/vm/web2/name")
 	for _, want := range []string{"/vm/web2/name", "/vm"} {
-		if got := w.next(t); got != want {
-			t.Errorf("event %q, want %q", got, want)
-		}
+		w.expect(t, want)
 	}
 
 	// -n: exit after that many events, the registration's included.
 	rel := c.watch("@releaseDomain", "-n", "2")
 	d.Release(t)
-	if got := rel.next(t); got != "@releaseDomain" {
-		t.Errorf("event %q, want @releaseDomain", got)
-	}
+	rel.expect(t, "@releaseDomain")
 	if err := rel.cmd.Wait(); err != nil {
 		t.Errorf("xenstore-watch -n 2 @releaseDomain: %v", err)
 	}
@@ -267,9 +264,7 @@ func TestXensimNotifies(t *testing.T) {
 	intro := c.watch("@introduceDomain")
 
 	x.create("web1", "on_poweroff = 'preserve'", "on_crash = 'restart'")
-	if got := intro.next(t); got != "@introduceDomain" {
-		t.Errorf("create: %q", got)
-	}
+	intro.expect(t, "@introduceDomain")
 	rel.quiet(t, 100*time.Millisecond)
 
 	for _, step := range []struct {
@@ -287,14 +282,10 @@ func TestXensimNotifies(t *testing.T) {
 	} {
 		x.ok(step.args...)
 		for range step.releases {
-			if got := rel.next(t); got != "@releaseDomain" {
-				t.Errorf("xl %v: %q", step.args, got)
-			}
+			rel.expect(t, "@releaseDomain")
 		}
 		for range step.introductions {
-			if got := intro.next(t); got != "@introduceDomain" {
-				t.Errorf("xl %v: %q", step.args, got)
-			}
+			intro.expect(t, "@introduceDomain")
 		}
 		rel.quiet(t, 50*time.Millisecond)
 		intro.quiet(t, 0)
@@ -302,15 +293,13 @@ func TestXensimNotifies(t *testing.T) {
 	// A guest asked to shut down acts later: the event comes with the
 	// call that sees it happen, here `xl list`.
 	x.create("web2", "on_poweroff = 'preserve'")
-	intro.next(t)
+	intro.expect(t, "@introduceDomain")
 	x.env = append(x.env, "XENSIM_SHUTDOWN_DELAY=0.2s")
 	x.ok("shutdown", "web2")
 	rel.quiet(t, 50*time.Millisecond)
 	time.Sleep(250 * time.Millisecond)
 	x.ok("list")
-	if got := rel.next(t); got != "@releaseDomain" {
-		t.Errorf("delayed shutdown: %q", got)
-	}
+	rel.expect(t, "@releaseDomain")
 }
 
 // Without a simulator listening the Xen simulator still works, and
@@ -357,5 +346,53 @@ func TestProtocolViolations(t *testing.T) {
 	rw.Flush()
 	if m, err := xswire.Receive(rw); err == nil {
 		t.Errorf("reply to a 4097-byte payload: %+v, want the connection dropped", m)
+	}
+}
+
+// The request log says who watches what, and forgets a watcher once it
+// is gone or the simulator restarted.
+func TestRequestLog(t *testing.T) {
+	d := xstest.Start(t)
+	c := newDebian(t, d)
+	if xslog.Watching(d.Log(t), "@releaseDomain") {
+		t.Fatal("watching before any client")
+	}
+	w := c.watch("@releaseDomain")
+	d.WaitWatching(t, "@releaseDomain", 5*time.Second)
+	c.ok("xenstore-write", "/vm/a", "1")
+	// The simulator notes the writer's going away when it sees it.
+	log := d.Log(t)
+	for deadline := time.Now().Add(5 * time.Second); log[len(log)-1].Op != "disconnect" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		log = d.Log(t)
+	}
+	var got []string
+	for _, e := range log {
+		got = append(got, fmt.Sprintf("%s %d %q %s %d", e.Op, e.Client, e.Args, e.Error, e.Watchers))
+	}
+	want := []string{
+		`connect 1 []  0`,
+		`WATCH 1 ["@releaseDomain" "@releaseDomain"]  0`,
+		`connect 2 []  0`,
+		`fire 0 ["/vm/a"]  0`,
+		`WRITE 2 ["/vm/a" "1"]  0`,
+		`disconnect 2 []  0`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("request log (-want +got):\n%s", diff)
+	}
+	w.cmd.Process.Kill()
+	w.cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for xslog.Watching(d.Log(t), "@releaseDomain") {
+		if time.Now().After(deadline) {
+			t.Fatal("still watching after the watcher was killed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.watch("@releaseDomain")
+	d.Restart(t)
+	if xslog.Watching(d.Log(t), "@releaseDomain") {
+		t.Error("watching after a restart")
 	}
 }

@@ -14,15 +14,19 @@ import (
 	"time"
 
 	"ganeti-userdown/internal/testbin"
+	"ganeti-userdown/testdata/xenstored/xslog"
 )
 
 // Daemon is one running simulator.
 type Daemon struct {
 	// Socket is the path clients connect to (XENSTORED_PATH).
 	Socket string
-	bin    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	// LogPath is the simulator's request log (package xslog), kept
+	// across restarts.
+	LogPath string
+	bin     string
+	cmd     *exec.Cmd
+	exited  chan struct{}
 }
 
 // Start builds and starts a simulator on a socket in a new temporary
@@ -30,10 +34,12 @@ type Daemon struct {
 // when t ends.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
+	// Unix socket paths are short (108 bytes): t.TempDir's may not be.
+	dir := shortTempDir(t)
 	d := &Daemon{
-		// Unix socket paths are short (108 bytes): t.TempDir's may not be.
-		Socket: filepath.Join(shortTempDir(t), "socket"),
-		bin:    testbin.Build(t, "ganeti-userdown/testdata/xenstored"),
+		Socket:  filepath.Join(dir, "socket"),
+		LogPath: filepath.Join(dir, "requests.log"),
+		bin:     testbin.Build(t, "ganeti-userdown/testdata/xenstored"),
 	}
 	d.start(t)
 	t.Cleanup(d.kill)
@@ -52,7 +58,7 @@ func shortTempDir(t testing.TB) string {
 
 func (d *Daemon) start(t testing.TB) {
 	t.Helper()
-	cmd := exec.Command(d.bin, "-socket", d.Socket)
+	cmd := exec.Command(d.bin, "-socket", d.Socket, "-log", d.LogPath)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -107,6 +113,31 @@ func (d *Daemon) Release(t testing.TB) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatalf("xstest: %v", err)
+	}
+}
+
+// Log returns the request log of the running simulator (since its last
+// start).
+func (d *Daemon) Log(t testing.TB) []xslog.Entry {
+	t.Helper()
+	es, err := xslog.Read(d.LogPath)
+	if err != nil {
+		t.Fatalf("xstest: %v", err)
+	}
+	return xslog.SinceStart(es)
+}
+
+// WaitWatching waits until a connected client of the running simulator
+// has a watch on path (a daemon under test has set its watch), failing
+// the test after timeout.
+func (d *Daemon) WaitWatching(t testing.TB, path string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !xslog.Watching(d.Log(t), path) {
+		if time.Now().After(deadline) {
+			t.Fatalf("xstest: no client watches %s after %v", path, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -40,6 +40,20 @@ const (
 	DirectoryPart
 )
 
+// Names are the message types' names in xs_wire.h, without XS_.
+var Names = [...]string{"DEBUG", "DIRECTORY", "READ", "GET_PERMS", "WATCH", "UNWATCH",
+	"TRANSACTION_START", "TRANSACTION_END", "INTRODUCE", "RELEASE", "GET_DOMAIN_PATH",
+	"WRITE", "MKDIR", "RM", "SET_PERMS", "WATCH_EVENT", "ERROR", "IS_DOMAIN_INTRODUCED",
+	"RESUME", "SET_TARGET", "RESTRICT", "RESET_WATCHES", "DIRECTORY_PART"}
+
+// Name returns the name of message type t, or "type(t)".
+func Name(t uint32) string {
+	if int(t) < len(Names) {
+		return Names[t]
+	}
+	return fmt.Sprintf("type(%d)", t)
+}
+
 // MaxPayload is XENSTORE_PAYLOAD_MAX.
 const MaxPayload = 4096
 
