@@ -207,6 +207,12 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 			return Result{}, &ClientError{Err: err}
 		}
 		insts, err := client.Instances(ctx, s.Node)
+		var badNames *ganeti.BadNamesError
+		if errors.As(err, &badNames) {
+			// Left out: their domains read as not-ganeti, never touched.
+			problem(err)
+			err = nil
+		}
 		if err != nil {
 			return Result{}, &UnreadableError{What: "query the instances of " + s.Node, Err: err}
 		}

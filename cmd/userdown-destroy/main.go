@@ -43,6 +43,11 @@ domain, whose shutdown Ganeti or an operator asked for, to reach its
 preserved shutdown, destroy it and exit; exit without acting if it
 disappears, changes uuid or runs again.
 
+Time bounds: [cluster] timeout (default 30s) bounds each request to the
+master (each attempt: a read is tried up to 4 times), each gnt-* command
+and each job wait; [cluster] run_timeout (default 2m) bounds all of them
+together for this run. [xen] timeout bounds each toolstack call.
+
 Exit status: 0 ok, 1 some domain could not be destroyed, 2 usage or
 configuration error, 3 Xen's or the cluster's state could not be read
 (nothing was changed). A run that waited --lock-wait for another detect

@@ -38,6 +38,11 @@ Output: the names of the instances to mark down, one per line, sorted;
 with --json the full report (every domain with its decision and why, and
 with --mark-down each job's id and status).
 
+Time bounds: [cluster] timeout (default 30s) bounds each request to the
+master (each attempt: a read is tried up to 4 times), each gnt-* command
+and each job wait; [cluster] run_timeout (default 2m) bounds all of them
+together for this run. [xen] timeout bounds each toolstack call.
+
 Exit status: 0 ok, 1 some instance could not be marked down, 2 usage or
 configuration error, 3 Xen's or the cluster's state could not be read
 (nothing was changed). A run that waited --lock-wait for another detect

@@ -27,29 +27,17 @@ type runner struct {
 	cfg config.Config
 	src watcher.Sources
 	x   *xen.Client
-	// client is the cluster client, kept from one run to the next (one
-	// TLS connection to the master) and dropped after a failed run.
-	client ganeti.Client
 }
 
-// load makes cfg the running configuration.
+// load makes cfg the running configuration. Each run builds its own
+// cluster client (a client serves one run: [cluster] run_timeout bounds
+// it), and only when some domain is shut down.
 func (r *runner) load(cfg config.Config) (watcher.DaemonConfig, error) {
 	src, x, err := watcher.FromConfig(cfg, r.log)
 	if err != nil {
 		return watcher.DaemonConfig{}, err
 	}
-	build := src.Cluster
-	src.Cluster = func(ctx context.Context) (ganeti.Client, error) {
-		if r.client == nil {
-			c, err := build(ctx)
-			if err != nil {
-				return nil, err
-			}
-			r.client = c
-		}
-		return r.client, nil
-	}
-	r.cfg, r.src, r.x, r.client = cfg, src, x, nil
+	r.cfg, r.src, r.x = cfg, src, x
 	path := cfg.Events.XenStore
 	if path == "" {
 		path = xenstorePath(r.getenv)
@@ -100,9 +88,6 @@ func (r *runner) step(ctx context.Context, t watcher.Trigger) error {
 	})
 	if err == nil && failed {
 		err = errors.New("some items failed (see above)")
-	}
-	if err != nil {
-		r.client = nil
 	}
 	st, _, lerr := r.src.Store.LoadDaemonStatus()
 	if lerr != nil || st.PID != os.Getpid() {

@@ -83,8 +83,14 @@ type Cluster struct {
 	// GntInstance and GntDebug are the CLI backend's commands.
 	GntInstance string `toml:"gnt_instance"`
 	GntDebug    string `toml:"gnt_debug"`
-	// Timeout bounds every request and every job wait.
+	// Timeout bounds each request to the master (each attempt of it:
+	// reads are tried up to 4 times), each command of the cli backend and
+	// each wait for a job.
 	Timeout Duration `toml:"timeout"`
+	// RunTimeout bounds everything one run (of userdown-detect,
+	// userdown-destroy, the hooks or one pass of the event daemon) asks
+	// of the master, every attempt, retry and job wait together.
+	RunTimeout Duration `toml:"run_timeout"`
 	// SsconfDir is Ganeti's data dir, holding the ssconf_* files.
 	SsconfDir string `toml:"ssconf_dir"`
 	// ShutdownTimeout is the timeout given to Ganeti's instance shutdown
@@ -181,6 +187,7 @@ func Default() Config {
 			GntInstance:     "/usr/sbin/gnt-instance",
 			GntDebug:        "/usr/sbin/gnt-debug",
 			Timeout:         Duration{30 * time.Second},
+			RunTimeout:      Duration{2 * time.Minute},
 			SsconfDir:       "/var/lib/ganeti",
 			ShutdownTimeout: Duration{10 * time.Second},
 		},
@@ -339,6 +346,7 @@ func (c *Config) Validate() error {
 	abs("[cluster] gnt_debug", c.Cluster.GntDebug, false)
 	abs("[cluster] ssconf_dir", c.Cluster.SsconfDir, false)
 	positive("[cluster] timeout", c.Cluster.Timeout)
+	positive("[cluster] run_timeout", c.Cluster.RunTimeout)
 	if c.Cluster.ShutdownTimeout.Duration < time.Second {
 		bad("[cluster] shutdown_timeout", "must be at least 1s (0 means no timeout to Ganeti 3.x and destroy at once to 2.9), got %q", c.Cluster.ShutdownTimeout.Duration.String())
 	} else if c.Cluster.ShutdownTimeout.Duration%time.Second != 0 {

@@ -48,10 +48,10 @@ func TestParseCapturedLockLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Lock{
-		{Name: "cluster/BGL", Mode: "shared", Owners: []string{"27", "28"}},
+		{Name: "cluster/BGL", Mode: "shared", Owners: []LockHolder{{"27", 27}, {"28", 28}}},
 		{Name: "cluster/[lockset]"},
 		{Name: "instance/[lockset]"},
-		{Name: "instance/inst2.example.com", Mode: "exclusive", Owners: []string{"27"}, Pending: []string{"28"}},
+		{Name: "instance/inst2.example.com", Mode: "exclusive", Owners: []LockHolder{{"27", 27}}, Pending: []LockHolder{{"28", 28}}},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("locks (-want +got):\n%s", d)
@@ -60,7 +60,7 @@ func TestParseCapturedLockLists(t *testing.T) {
 	if got, err := ParseLockList([]byte(out)); err != nil || len(got) != 0 {
 		t.Errorf("idle: %+v %v", got, err)
 	}
-	for _, bad := range []string{"instance/a|exclusive", "instance/a|exclusive|x|-", "instance/a|exclusive|1|28", "|-|-|-"} {
+	for _, bad := range []string{"instance/a|exclusive", "instance/a|exclusive|1|28", "|-|-|-", "instance/a|exclusive|1,|-", "instance/a|-|-|exclusive:"} {
 		if got, err := ParseLockList([]byte(bad)); err == nil {
 			t.Errorf("%q accepted as %+v", bad, got)
 		}

@@ -48,6 +48,14 @@ func (b backend) state(t *testing.T) ganetifake.State {
 
 type backendMaker func(t *testing.T, st ganetifake.State, timeout time.Duration) backend
 
+// atVersion makes mk's fake cluster answer as Ganeti version v.
+func atVersion(mk backendMaker, v string) backendMaker {
+	return func(t *testing.T, st ganetifake.State, timeout time.Duration) backend {
+		st.Cluster.Version = v
+		return mk(t, st, timeout)
+	}
+}
+
 func rapiBackend(t *testing.T, st ganetifake.State, timeout time.Duration) backend {
 	f := ganetifake.Start(t, st)
 	c := newRAPI(t, f, func(o *RAPIOptions) { o.Timeout = timeout })
@@ -77,15 +85,22 @@ func cliBackend(t *testing.T, st ganetifake.State, timeout time.Duration) backen
 }
 
 // TestContract runs the same behaviour against both backends and their
-// fakes.
+// fakes, as each Ganeti version answers.
 func TestContract(t *testing.T) {
-	for name, mk := range map[string]backendMaker{"rapi": rapiBackend, "cli": cliBackend} {
-		t.Run(name, func(t *testing.T) { contract(t, mk) })
+	for _, v := range ganetifake.Versions {
+		for name, mk := range map[string]backendMaker{"rapi": rapiBackend, "cli": cliBackend} {
+			t.Run(v+"/"+name, func(t *testing.T) { contract(t, atVersion(mk, v), v) })
+		}
 	}
 }
 
-func contract(t *testing.T, mk backendMaker) {
+func contract(t *testing.T, mk backendMaker, version string) {
 	ctx := context.Background()
+	// Ganeti before 2.11.2 has no admin_state_source.
+	userSrc, adminSrc := "user", "admin"
+	if version == "2.10" {
+		userSrc, adminSrc = "", ""
+	}
 	t.Run("instances of the node", func(t *testing.T) {
 		b := mk(t, fakeState(), 5*time.Second)
 		got, err := b.client.Instances(ctx, "node1.example.com")
@@ -93,8 +108,8 @@ func contract(t *testing.T, mk backendMaker) {
 			t.Fatal(err)
 		}
 		want := []Instance{
-			{Name: "db1.example.com", PrimaryNode: "node1.example.com", AdminState: AdminDown, AdminStateSource: "user", Tags: []string{}},
-			{Name: "web1.example.com", PrimaryNode: "node1.example.com", AdminState: AdminUp, AdminStateSource: "admin", Tags: []string{"owner:alice"}},
+			{Name: "db1.example.com", PrimaryNode: "node1.example.com", AdminState: AdminDown, AdminStateSource: userSrc, Tags: []string{}},
+			{Name: "web1.example.com", PrimaryNode: "node1.example.com", AdminState: AdminUp, AdminStateSource: adminSrc, Tags: []string{"owner:alice"}},
 		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("instances (-want +got):\n%s", d)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,7 +110,16 @@ func (e *Engine) QueryInstances(ctx context.Context, fields []string, qfilter an
 	if err != nil {
 		return QueryResult{}, err
 	}
-	res := QueryResult{Fields: fieldDefs(instanceFieldDefs, fields), Data: [][][2]any{}}
+	prof, err := profileOf(st.Cluster.Version)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	defs := instanceFieldDefs
+	if !prof.adminStateSource {
+		defs = maps.Clone(defs)
+		delete(defs, "admin_state_source")
+	}
+	res := QueryResult{Fields: fieldDefs(defs, fields), Data: [][][2]any{}}
 	insts := append([]Instance(nil), st.Instances...)
 	sort.Slice(insts, func(i, j int) bool { return insts[i].Name < insts[j].Name })
 	for _, in := range insts {
@@ -126,6 +136,9 @@ func (e *Engine) QueryInstances(ctx context.Context, fields []string, qfilter an
 			case "admin_state":
 				return in.AdminState, true
 			case "admin_state_source":
+				if !prof.adminStateSource {
+					return nil, false
+				}
 				if in.AdminStateSource == "" {
 					return "admin", true
 				}
@@ -141,7 +154,7 @@ func (e *Engine) QueryInstances(ctx context.Context, fields []string, qfilter an
 				return in.Hypervisor, true
 			case "oper_state", "status":
 				if live == nil {
-					l := e.live(ctx, st, in)
+					l := e.live(ctx, st, prof, in)
 					live = &l
 				}
 				if f == "status" {
@@ -293,8 +306,9 @@ type liveState struct {
 }
 
 // live computes oper_state and status as Ganeti 3.0.2 does from the
-// toolstack's state letters (see xen-state-matrix.txt).
-func (e *Engine) live(ctx context.Context, st State, in Instance) liveState {
+// toolstack's state letters (see xen-state-matrix.txt); 2.10 counts every
+// listed domain as running.
+func (e *Engine) live(ctx context.Context, st State, prof profile, in Instance) liveState {
 	if st.Toolstack.Command == "" {
 		if in.Status != "" {
 			return liveState{oper: in.Status == "running" || in.Status == "USER_down" || in.Status == "ERROR_up", status: in.Status}
@@ -318,6 +332,10 @@ func (e *Engine) live(ctx context.Context, st State, in Instance) liveState {
 		return liveState{false, "ADMIN_offline"}
 	case !present:
 		return liveState{false, "ADMIN_down"}
+	case prof.xenStateIgnored && in.AdminState == "up":
+		return liveState{true, "running"}
+	case prof.xenStateIgnored:
+		return liveState{true, "ERROR_up"}
 	case len(state) != 6:
 		return liveState{false, "ERROR_nodedown"}
 	case strings.Contains(state, "c"):
@@ -541,6 +559,26 @@ func (e *Engine) Cancel(id int64) (bool, string, error) {
 		if j == nil {
 			return fmt.Errorf("Job %d not found", id)
 		}
+		if mustProfile(*st).pythonQueue {
+			// masterd's job queue (lib/jqueue.py _QueuedJob.Cancel): a
+			// waiting job is only marked canceling; its worker ends it.
+			switch j.Status {
+			case "queued":
+				ok, msg = true, fmt.Sprintf("Job %d canceled", id)
+				j.Result = json.RawMessage(`"Job canceled by request"`)
+			case "waiting":
+				ok, msg = true, fmt.Sprintf("Job %d will be canceled", id)
+				j.Status = "canceling"
+				return nil
+			default:
+				ok, msg = false, fmt.Sprintf("Job %d is no longer waiting in the queue", id)
+				return nil
+			}
+			j.Status = "canceled"
+			j.Ended = e.now()
+			st.Canceled++
+			return nil
+		}
 		switch j.Status {
 		case "queued":
 			// Dequeued by the master: the opcode result stays null.
@@ -565,6 +603,35 @@ func (e *Engine) Cancel(id int64) (bool, string, error) {
 		return false, "", err
 	}
 	return ok, msg, nil
+}
+
+// FinishCanceling ends a job marked canceling (Ganeti 2.10's queue, see
+// Cancel) as its worker does when it notices: canceled, with the opcode
+// result "Job canceled by request".
+func (e *Engine) FinishCanceling(id int64) error {
+	err := e.Store.Update(func(st *State) error {
+		if j := st.job(id); j != nil && j.Status == "canceling" {
+			j.Status = "canceled"
+			j.Result = json.RawMessage(`"Job canceled by request"`)
+			j.Ended = e.now()
+			st.Canceled++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.Schedule()
+}
+
+// mustProfile returns the profile of the state's version, 3.0's for an
+// unknown one (the handlers refuse those before a job exists).
+func mustProfile(st State) profile {
+	p, err := profileOf(st.Cluster.Version)
+	if err != nil {
+		return profiles["3.0"]
+	}
+	return p
 }
 
 // HoldLock adds a running job (opID, e.g. OP_INSTANCE_STARTUP) that holds
@@ -634,7 +701,7 @@ func (e *Engine) execute(id int64) {
 	case in == nil:
 		e.Finish(id, "error", opResult("OpPrereqError", fmt.Sprintf("Instance '%s' not known", name), "unknown_entity"))
 		return
-	case j.OpID == opShutdown && j.AdminStateSource == "user" && e.live(e.ctx, st, *in).status != "USER_down":
+	case j.OpID == opShutdown && j.AdminStateSource == "user" && e.live(e.ctx, st, mustProfile(st), *in).status != "USER_down":
 		e.Finish(id, "error", opResult("OpPrereqError", fmt.Sprintf("Instance '%s' was not shutdown by the user", name)))
 		return
 	case st.Knobs.FailJobs[name] != "":
@@ -739,60 +806,138 @@ func startDomain(ctx context.Context, ts Toolstack, name string) error {
 
 // ---- locks ----
 
-// QueryLocks answers the lock query: while jobs run, the cluster lock,
-// the lock sets and the instance locks with their owners and pending
-// jobs; nothing when the queue is idle (as captured).
-func (e *Engine) QueryLocks(fields []string) (QueryResult, error) {
+// LockFilterError is the answer of Ganeti 2.9 to 2.11 to a filtered lock
+// query (lib/server/masterd.py ClientOps.handle_request): an
+// OpPrereqError that RAPI turns into HTTP 500 with str() of the exception.
+type LockFilterError struct{}
+
+// Error returns str() of Ganeti's two-argument OpPrereqError.
+func (LockFilterError) Error() string { return `("Lock queries can't be filtered", 'wrong_input')` }
+
+// QueryLocks answers the lock query as the cluster's version does (see
+// profile.masterdLocks): from 2.12, only taken locks (the cluster lock,
+// the lock sets and the instance locks of running or waiting jobs, plus
+// Knobs.OtherClients), owners as job ids, filtered by qfilter; nothing
+// when the queue is idle (as captured). On 2.10 every lock, free ones
+// too, owners as thread names, and a qfilter is refused.
+func (e *Engine) QueryLocks(fields []string, qfilter any) (QueryResult, error) {
 	st, err := e.Store.Snapshot()
 	if err != nil {
 		return QueryResult{}, err
+	}
+	prof, err := profileOf(st.Cluster.Version)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	if qfilter != nil && prof.masterdLocks {
+		return QueryResult{}, LockFilterError{}
 	}
 	type lock struct {
 		mode    any
 		owner   []string
 		pending []any
+		rpc     bool // an rpc/ row: pending is null
 	}
 	locks := map[string]*lock{}
+	get := func(name string) *lock {
+		l := locks[name]
+		if l == nil {
+			l = &lock{owner: []string{}, pending: []any{}}
+			locks[name] = l
+		}
+		return l
+	}
+	owner := func(j Job) string {
+		if prof.masterdLocks {
+			return threadName(j)
+		}
+		return fmt.Sprint(j.ID)
+	}
 	active := false
 	for _, j := range st.Jobs {
 		if j.Status != "running" && j.Status != "waiting" {
 			continue
 		}
 		active = true
-		bgl := locks["cluster/BGL"]
-		if bgl == nil {
-			bgl = &lock{mode: "shared", owner: []string{}, pending: []any{}}
-			locks["cluster/BGL"] = bgl
-		}
-		bgl.owner = append(bgl.owner, fmt.Sprint(j.ID))
+		bgl := get("cluster/BGL")
+		bgl.mode = "shared"
+		bgl.owner = append(bgl.owner, owner(j))
 		if j.Instance == "" {
 			continue
 		}
-		name := "instance/" + j.Instance
-		l := locks[name]
-		if l == nil {
-			l = &lock{owner: []string{}, pending: []any{}}
-			locks[name] = l
-		}
+		l := get("instance/" + j.Instance)
 		if j.Status == "running" {
 			l.mode = "exclusive"
-			l.owner = append(l.owner, fmt.Sprint(j.ID))
+			l.owner = append(l.owner, owner(j))
+			if in := st.instance(j.Instance); prof.masterdLocks && in != nil && (j.OpID == opShutdown || j.OpID == opStartup) {
+				proc := map[string]string{opShutdown: "instance_shutdown", opStartup: "instance_start"}[j.OpID]
+				r := get("rpc/" + in.PrimaryNode + "/" + proc)
+				r.rpc = true
+				r.owner = append(r.owner, owner(j))
+			}
 		} else {
-			l.pending = append(l.pending, []any{"exclusive", []string{fmt.Sprint(j.ID)}})
+			l.pending = append(l.pending, []any{"exclusive", []string{owner(j)}})
 		}
 	}
-	if active {
-		locks["cluster/[lockset]"] = &lock{owner: []string{}, pending: []any{}}
-		locks["instance/[lockset]"] = &lock{owner: []string{}, pending: []any{}}
+	for name, client := range st.Knobs.OtherClients {
+		active = true
+		l := get(name)
+		l.mode = "shared"
+		l.owner = append(l.owner, client)
+	}
+	if active || prof.masterdLocks {
+		for _, n := range []string{"cluster/[lockset]", "instance/[lockset]"} {
+			get(n)
+		}
+	}
+	if prof.masterdLocks {
+		// Every registered lock is listed, free or not.
+		for _, n := range []string{"cluster/BGL", "network/[lockset]", "node-alloc/NAL", "node-alloc/[lockset]", "node-res/[lockset]", "node/[lockset]", "nodegroup/[lockset]"} {
+			get(n)
+		}
+		for _, in := range st.Instances {
+			get("instance/" + in.Name)
+		}
 	}
 	names := make([]string, 0, len(locks))
 	for n := range locks {
+		if qfilter != nil {
+			ok, err := evalFilter(qfilter, func(f string) (any, bool) {
+				if f == "name" {
+					return n, true
+				}
+				return nil, false
+			})
+			if err != nil {
+				return QueryResult{}, err
+			}
+			if !ok {
+				continue
+			}
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	res := QueryResult{Fields: fieldDefs(lockFieldDefs, fields), Data: [][][2]any{}}
+	if prof.masterdLocks {
+		for i := range res.Fields {
+			switch res.Fields[i].Name {
+			case "name":
+				res.Fields[i].Kind = "text"
+			case "pending":
+				res.Fields[i].Doc = "Threads waiting for the lock"
+			}
+		}
+	}
 	for _, n := range names {
 		l := locks[n]
+		var ownerVal, pendingVal any = l.owner, l.pending
+		if prof.masterdLocks && len(l.owner) == 0 {
+			ownerVal = nil
+		}
+		if l.rpc {
+			pendingVal = nil
+		}
 		row := make([][2]any, len(fields))
 		for i, f := range fields {
 			switch f {
@@ -801,9 +946,9 @@ func (e *Engine) QueryLocks(fields []string) (QueryResult, error) {
 			case "mode":
 				row[i] = [2]any{0, l.mode}
 			case "owner":
-				row[i] = [2]any{0, l.owner}
+				row[i] = [2]any{0, ownerVal}
 			case "pending":
-				row[i] = [2]any{0, l.pending}
+				row[i] = [2]any{0, pendingVal}
 			default:
 				row[i] = [2]any{1, nil}
 			}
@@ -814,7 +959,7 @@ func (e *Engine) QueryLocks(fields []string) (QueryResult, error) {
 }
 
 // JobJSON renders a job as GET /2/jobs/<id> does.
-func JobJSON(j Job, in *Instance) map[string]any {
+func JobJSON(j Job, in *Instance, prof profile) map[string]any {
 	ts := func(f float64) any {
 		if f == 0 {
 			return nil
@@ -839,7 +984,9 @@ func JobJSON(j Job, in *Instance) map[string]any {
 		op["ignore_offline_nodes"] = false
 		op["timeout"] = j.Timeout
 		op["no_remember"] = false
-		op["admin_state_source"] = j.AdminStateSource
+		if prof.adminStateSource {
+			op["admin_state_source"] = j.AdminStateSource
+		}
 	}
 	if j.OpID == opStartup {
 		op["force"] = false

@@ -467,7 +467,7 @@ func RunGntDebug(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if fields == nil {
 		fields = []string{"name", "mode", "owner", "pending"}
 	}
-	res, err := env.engine.QueryLocks(fields)
+	res, err := env.engine.QueryLocks(fields, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "Failure: %v\n", err)
 		return 1

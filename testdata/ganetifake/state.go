@@ -42,6 +42,9 @@ type ClusterInfo struct {
 	// UserShutdown is gnt-cluster modify --user-shutdown: only then does
 	// Ganeti report a powered-off domain as USER_down.
 	UserShutdown bool `json:"user_shutdown"`
+	// Version is the Ganeti version the fake answers as: one of
+	// Versions ("2.10", "2.12", "2.16", "3.0"); "" is 3.0.
+	Version string `json:"version,omitempty"`
 }
 
 // Instance is one instance of the fake cluster's configuration.
@@ -106,6 +109,19 @@ type Knobs struct {
 	// Ganeti's master does when it holds a job back), until cancelled or
 	// the knob is cleared and Schedule runs.
 	QueueJobs map[string]bool `json:"queue_jobs,omitempty"`
+	// RefuseCancel answers every job cancel with Ganeti's refusal
+	// ([false, "Job N is no longer waiting in the queue"]), as for a job
+	// that left the queue in the meantime, and cancels nothing.
+	RefuseCancel bool `json:"refuse_cancel,omitempty"`
+	// ServerHeader replaces the Server header of every RAPI answer
+	// ("Ganeti <release>"), as a proxy in front of RAPI may; "-" sends
+	// none.
+	ServerHeader string `json:"server_header,omitempty"`
+	// OtherClients make lock holders that are no job: lock name -> the
+	// client's name as the cluster's version prints it (2.12 and later
+	// JSON-quote it, e.g. `"MainThread"`; 2.10 names masterd's thread).
+	// Each holds its lock shared.
+	OtherClients map[string]string `json:"other_clients,omitempty"`
 	// NotFound404 answers a shutdown of an unknown instance with HTTP
 	// 404, as a RAPI that checks the name first would; by default the job
 	// is accepted and fails with Ganeti's "not known" error.
@@ -194,6 +210,7 @@ func clone(st State) State {
 	c.Knobs.FailJobs = maps.Clone(st.Knobs.FailJobs)
 	c.Knobs.HangJobs = maps.Clone(st.Knobs.HangJobs)
 	c.Knobs.QueueJobs = maps.Clone(st.Knobs.QueueJobs)
+	c.Knobs.OtherClients = maps.Clone(st.Knobs.OtherClients)
 	c.Toolstack.Env = slices.Clone(st.Toolstack.Env)
 	return c
 }
