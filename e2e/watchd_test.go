@@ -192,6 +192,16 @@ func (d *daemonNode) jobs(op string) map[string]int {
 	return m
 }
 
+// allDown reports whether every instance of the fake cluster is down.
+func (d *daemonNode) allDown() bool {
+	for _, in := range d.rapi.State().Instances {
+		if in.AdminState != "down" {
+			return false
+		}
+	}
+	return true
+}
+
 // metric returns the value of one sample line of the textfile, or "".
 func (d *daemonNode) metric(series string) string {
 	b, _ := os.ReadFile(d.textfile)
@@ -368,12 +378,7 @@ func TestDaemonHundredPoweroffsAtOnce(t *testing.T) {
 	}
 	wg.Wait()
 	d.waitFor("all 100 marked down and gone", func() bool {
-		for _, in := range d.rapi.State().Instances {
-			if in.AdminState != "down" {
-				return false
-			}
-		}
-		return len(d.domains()) == 1 // dom0
+		return d.allDown() && len(d.domains()) == 1 // dom0
 	})
 	t.Logf("100 poweroffs to all marked down: %s", time.Since(start))
 	for name, n := range d.jobs("OP_INSTANCE_SHUTDOWN") {
@@ -409,14 +414,7 @@ func TestDaemonAndWatcherHookTogether(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	<-done
-	d.waitFor("every instance marked down", func() bool {
-		for _, in := range d.rapi.State().Instances {
-			if in.AdminState != "down" {
-				return false
-			}
-		}
-		return true
-	})
+	d.waitFor("every instance marked down", d.allDown)
 	for name, n := range d.jobs("OP_INSTANCE_SHUTDOWN") {
 		if n != 1 {
 			t.Errorf("%s: %d shutdown jobs, want 1 (the hook and the daemon acted twice)", name, n)
