@@ -541,3 +541,30 @@ func (p *rapiProxy) set(on bool) {
 		p.conns = nil
 	}
 }
+
+// Reference: doc/design.md, "Event daemon": SIGHUP rereads the
+// configuration; a bad file keeps the running one.
+func TestDaemonReloadsOnSIGHUP(t *testing.T) {
+	d := newDaemonNode(t, []instance{{name: "web1.example.com", admin: "up"}}, daemonOptions{})
+	d.start("web1.example.com")
+	d.startDaemon()
+	good, err := os.ReadFile(d.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.config, append(append([]byte(nil), good...), "[policy]\ndefault = \"sometimes\"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.daemon.Process.Signal(syscall.SIGHUP)
+	d.waitFor("the failed reload logged", func() bool { return strings.Contains(d.log(), "reload failed") })
+	if err := os.WriteFile(d.config, bytes.Replace(good, []byte(`debounce = "20ms"`), []byte(`debounce = "30ms"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.daemon.Process.Signal(syscall.SIGHUP)
+	d.waitFor("the reload logged", func() bool { return strings.Contains(d.log(), "configuration reloaded") && strings.Contains(d.log(), "debounce=30ms") })
+	d.xl("sim", "poweroff", "web1.example.com")
+	d.waitFor("web1 marked down after the reloads", func() bool { return d.instanceState("web1.example.com") == "down" })
+	if code := d.stopDaemon(); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}
