@@ -561,7 +561,9 @@ func TestDaemonReloadsOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.daemon.Process.Signal(syscall.SIGHUP)
-	d.waitFor("the reload logged", func() bool { return strings.Contains(d.log(), "configuration reloaded") && strings.Contains(d.log(), "debounce=30ms") })
+	d.waitFor("the reload logged", func() bool {
+		return strings.Contains(d.log(), "configuration reloaded") && strings.Contains(d.log(), "debounce=30ms")
+	})
 	d.xl("sim", "poweroff", "web1.example.com")
 	d.waitFor("web1 marked down after the reloads", func() bool { return d.instanceState("web1.example.com") == "down" })
 	if code := d.stopDaemon(); code != 0 {
