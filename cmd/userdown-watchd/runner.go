@@ -12,6 +12,7 @@ import (
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
+	"ganeti-userdown/internal/xenstore"
 	"ganeti-userdown/watcher"
 )
 
@@ -39,7 +40,8 @@ func (r *runner) load(cfg config.Config) (watcher.DaemonConfig, error) {
 	r.cfg, r.src, r.x = cfg, src, x
 	path := cfg.Events.XenStore
 	if path == "" {
-		path = xenstorePath(r.getenv)
+		// $XENSTORED_PATH, else Xen's default, as libxenstore resolves it.
+		path = xenstore.DefaultPath()
 	}
 	return watcher.DaemonConfig{
 		Debounce: cfg.Events.Debounce.Duration,
