@@ -458,7 +458,13 @@ func TestWatcherHookStartsTheDaemon(t *testing.T) {
 		st, _, _ = s.LoadDaemonStatus()
 		return st.PID != 0
 	})
-	t.Cleanup(func() { syscall.Kill(st.PID, syscall.SIGTERM) })
+	t.Cleanup(func() {
+		// The daemon the hook started: stopped before its files go.
+		syscall.Kill(st.PID, syscall.SIGTERM)
+		for i := 0; i < 500 && syscall.Kill(st.PID, 0) == nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	if !strings.Contains(log, "started it (pid") {
 		t.Errorf("the hook's log does not say it started the daemon:\n%s", log)
 	}
