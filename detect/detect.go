@@ -95,6 +95,10 @@ type Input struct {
 	Locked map[string]bool
 	// Intents are the recorded intents (expired ones are ignored here too).
 	Intents []state.Intent
+	// UnreadableIntents name the intent files that could not be read
+	// (state.Unreadable): the instance or domain each names is left
+	// alone, neither marked down nor destroyed.
+	UnreadableIntents []state.IntentKey
 	// Observations say since when each shut-down domain has been seen so.
 	Observations state.Observations
 	// DefaultPolicy is [policy] default.
@@ -233,6 +237,17 @@ func decideOne(in *Input, d xen.Domain, inst map[string]*ganeti.Instance, intent
 	// The domain stopped for good: powered off, crashed or watchdog.
 	if in.Locked[x.Name] {
 		return set(Wait, "a Ganeti job holds instance/"+x.Name)
+	}
+	// An unreadable intent may be Ganeti's own shutdown, which must not
+	// be marked down; yet only a readable one may allow a destroy. So
+	// neither. Reference: doc/design.md, "State files".
+	for _, k := range in.UnreadableIntents {
+		switch {
+		case k.Instance != "" && k.Instance == x.Name:
+			return set(Wait, fmt.Sprintf("a %s intent file for it cannot be read: left alone until it is fixed or intent_ttl passes", k.Op))
+		case k.UUID != "" && d.UUID != "" && strings.EqualFold(k.UUID, d.UUID):
+			return set(Wait, fmt.Sprintf("a %s intent file for its uuid cannot be read: left alone until it is fixed or intent_ttl passes", k.Op))
+		}
 	}
 	if it, ok := intents.lookup(x.Name, d.UUID); ok {
 		if it.Instance != "" {

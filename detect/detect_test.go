@@ -268,6 +268,26 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			name: "an unreadable intent file blocks what its name gives",
+			ref:  `"State files": an intent that cannot be read errs towards neither marking down nor destroying (issue 14 #6)`,
+			in: func() Input {
+				in := base([]xen.Domain{web, domain("b", 8, stPoweroff), domain("c", 9, stPoweroff), domain("d", 10, stCrash)},
+					webUp, instance("b", ganeti.AdminUp), instance("c", ganeti.AdminUp), instance("d", ganeti.AdminUp))
+				in.UnreadableIntents = []state.IntentKey{
+					{Instance: web.Name, Op: "stop"},
+					{UUID: "UUID-B", Op: "shutdown"},
+					{Instance: "d", Op: "reboot"},
+				}
+				return in
+			}(),
+			want: []Decision{
+				decision(web, ganeti.AdminUp, PolicyDown, Wait, "a stop intent file for it cannot be read: left alone until it is fixed or intent_ttl passes"),
+				decision(domain("b", 8, stPoweroff), ganeti.AdminUp, PolicyDown, Wait, "a shutdown intent file for its uuid cannot be read: left alone until it is fixed or intent_ttl passes"),
+				decision(domain("c", 9, stPoweroff), ganeti.AdminUp, PolicyDown, MarkDown, "powered off by its user, policy down"),
+				decision(domain("d", 10, stCrash), ganeti.AdminUp, PolicyDown, Wait, "a reboot intent file for it cannot be read: left alone until it is fixed or intent_ttl passes"),
+			},
+		},
+		{
 			name: "running domain with an intent stays running",
 			ref:  `safety rule 1: "Never destroy a domain that is not shut down or crashed."`,
 			in: func() Input {

@@ -150,16 +150,22 @@ func (e *ClientError) Error() string { return "cluster client: " + e.Err.Error()
 // Unwrap returns the underlying error.
 func (e *ClientError) Unwrap() error { return e.Err }
 
-// Result is a finished scan: the report, and the client when the cluster
-// was queried (for marking down without building another).
+// Result is a finished scan: the report, the client when the cluster
+// was queried (for marking down without building another), and the
+// observations a real run saves (Record).
 type Result struct {
 	Report Report
 	Client ganeti.Client
+	// Observations are the observations after this scan; Changed says
+	// they differ from the stored ones.
+	Observations state.Observations
+	Changed      bool
 }
 
 // Node reads the node's state and decides. The error is an
-// *UnreadableError or a *ClientError; then nothing was decided.
-// Observations are updated and saved (best effort) on every scan.
+// *UnreadableError or a *ClientError; then nothing was decided. It only
+// reads: a dry run or a plain listing changes nothing; a real run then
+// calls Record.
 func Node(ctx context.Context, s Sources) (Result, error) {
 	now := s.Now()
 	log := s.Log
@@ -177,26 +183,26 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 		return Result{}, &UnreadableError{What: "list Xen domains", Err: err}
 	}
 
-	intents, problems := s.Store.Intents(now)
-	for _, p := range problems {
+	// Intents both forbid marking down and allow destroying: from a
+	// state dir others may write in, none can be trusted.
+	if err := s.Store.Verify(); err != nil {
+		return Result{}, &UnreadableError{What: "read the state dir", Err: err}
+	}
+	intents, intentProblems := s.Store.Intents(now)
+	for _, p := range intentProblems {
 		problem(p)
 	}
-	prev, err := s.Store.LoadObservations()
-	if err != nil {
-		// Starting over only delays acting on a shutdown by settle.
-		problem(fmt.Errorf("%w (starting over)", err))
-		prev = state.Observations{}
+	// A problem with the stored observations (corrupt, dated in the
+	// future) is fixed by the next save.
+	prev, obsProblems := s.Store.LoadObservations(now)
+	for _, p := range obsProblems {
+		problem(p)
 	}
 	obs := state.Observe(prev, domains, now)
-	if !sameObservations(prev, obs) {
-		if err := s.Store.SaveObservations(obs); err != nil {
-			problem(err)
-		}
-	}
 
 	in := detect.Input{
 		Node: s.Node, Flavour: s.Flavour, Domains: domains,
-		Intents: intents, Observations: obs,
+		Intents: intents, UnreadableIntents: state.Unreadable(intentProblems), Observations: obs,
 		DefaultPolicy: s.DefaultPolicy, Settle: s.Settle, DumpCrashes: s.DumpCrashes,
 		Now: now,
 	}
@@ -240,20 +246,29 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 	if rep.MarkDown == nil {
 		rep.MarkDown = []string{}
 	}
-	return Result{Report: rep, Client: client}, nil
+	return Result{Report: rep, Client: client, Observations: obs, Changed: len(obsProblems) > 0 || !prev.Same(obs)}, nil
 }
 
-func sameObservations(a, b state.Observations) bool {
-	if len(a) != len(b) {
-		return false
+// Record is what a real run writes after its scan, and nothing else
+// does: the observations (when they changed) and the prune of expired
+// intents. Dry runs and plain listings skip it. Problems are logged and
+// added to the report; they never stop the run.
+func Record(s Sources, res *Result) {
+	log := s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	for k, x := range a {
-		y, ok := b[k]
-		if !ok || x.Name != y.Name || x.DomID != y.DomID || x.UUID != y.UUID || !x.Since.Equal(y.Since) {
-			return false
+	var problems []error
+	if res.Changed {
+		if err := s.Store.SaveObservations(res.Observations); err != nil {
+			problems = append(problems, err)
 		}
 	}
-	return true
+	problems = append(problems, s.Store.PruneIntents(res.Report.Time)...)
+	for _, p := range problems {
+		log.Warn(p.Error())
+		res.Report.Problems = append(res.Report.Problems, p.Error())
+	}
 }
 
 // ExitCode maps a scan error to the binaries' exit codes:

@@ -326,6 +326,7 @@ func TestSettleAcrossRuns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		Record(s, &res)
 		return res.Report.Domains[1].Decision
 	}
 	if k := decisionOfA(); k != detect.Wait {

@@ -34,6 +34,8 @@ of this node's instances and one query of their locks. Shutdowns that
 Ganeti or an operator asked for (intents recorded by the hooks and the
 toolstack shim) and instances held by a Ganeti job are never marked down.
 
+Without --mark-down it only reads: the state dir is left as it was.
+
 Output: the names of the instances to mark down, one per line, sorted;
 with --json the full report (every domain with its decision and why, and
 with --mark-down each job's id and status).
@@ -87,8 +89,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Only a marking run writes (observations, the prune of expired
+	// intents); a plain listing is a read and changes nothing.
+	lockRun := src.Store.ReadLock
+	if c.MarkDown {
+		lockRun = src.Store.LockRun
+	}
 	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
-	lock, err := src.Store.LockRun(lctx)
+	lock, err := lockRun(lctx)
 	cancel()
 	if err != nil {
 		return watcher.LockFailed(log, err, c.LockWait)

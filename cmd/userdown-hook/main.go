@@ -124,8 +124,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	if c.EnvFile != "" {
 		e, err := hooks.ReadEnvFile(c.EnvFile)
 		if err != nil {
-			log.Error(err.Error())
-			return 2
+			// The phase is then the process environment's, if any.
+			log.Error(err.Error() + "; nothing done")
+			return fail(2)
 		}
 		env = hooks.GanetiEnv(envList(e))
 	}
@@ -172,7 +173,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	x.SetLogger(log)
 	r := &hooks.Runner{
 		Xen:       x,
-		Intents:   state.Open(cfg.State.Dir),
+		Intents:   state.Open(cfg.State.Dir).WithIntentTTL(cfg.State.IntentTTL.Duration),
 		ConfigDir: cfg.Xen.ConfigDir,
 		Actions:   cfg.Actions.ActionList(),
 		IntentTTL: cfg.State.IntentTTL.Duration,

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -126,7 +127,14 @@ func prepareShutdown(ctx context.Context, p Plan, o Options) {
 			log.Warn("domain uuid unknown: no intent recorded, no reaper", "domain", d.Name, "domid", d.ID)
 			continue
 		}
-		if err := store.RecordIntent(ShutdownIntent(d, now(), so.IntentTTL)); err != nil {
+		var contended *state.ContendedError
+		switch err := store.RecordIntent(ShutdownIntent(d, now(), so.IntentTTL)); {
+		case errors.As(err, &contended):
+			// Recorded all the same, under a name of its own: detect
+			// counts it, for intent_ttl at most.
+			log.Error("INTENTS LOCK HELD: shutdown intent recorded without the lock; find the process holding it",
+				"domain", d.Name, "lock", contended.Lock, "waited", contended.Wait, "intent", contended.File)
+		case err != nil:
 			log.Warn("intent not recorded", "domain", d.Name, "err", err)
 			continue
 		}

@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"ganeti-userdown/internal/atomicfile"
 )
 
 // DaemonStatus is what userdown-watchd records in the state dir after
@@ -30,12 +27,52 @@ type DaemonStatus struct {
 	LastActionWhat string    `json:"last_action_what,omitempty"`
 }
 
+const (
+	daemonStatusName = "watchd.json"
+	daemonLockName   = "watchd.lock"
+	// recordLimit bounds the small records of this file (the daemon's
+	// status, the metrics' totals).
+	recordLimit = 1 << 20
+)
+
 // DaemonStatusPath is the file holding the daemon's status.
-func (s *Store) DaemonStatusPath() string { return filepath.Join(s.dir, "watchd.json") }
+func (s *Store) DaemonStatusPath() string { return filepath.Join(s.dir, daemonStatusName) }
 
 // DaemonLockPath is the file the running daemon holds locked for its
 // whole life: whether it is locked says whether a daemon runs.
-func (s *Store) DaemonLockPath() string { return filepath.Join(s.dir, "watchd.lock") }
+func (s *Store) DaemonLockPath() string { return filepath.Join(s.dir, daemonLockName) }
+
+// SaveRecord replaces the record name (one file in the state dir)
+// atomically, creating the state dir when missing.
+func (s *Store) SaveRecord(name string, data []byte) error {
+	r, err := s.openRoot(true)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	defer r.close()
+	if err := r.writeFile(name, data); err != nil {
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	return nil
+}
+
+// LoadRecord reads the record name; found is false when it does not
+// exist (nor the state dir).
+func (s *Store) LoadRecord(name string) (data []byte, found bool, err error) {
+	r, err := s.openRoot(false)
+	if err != nil || r == nil {
+		return nil, false, err
+	}
+	defer r.close()
+	b, _, err := r.readFile(name, recordLimit)
+	if notExist(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
 
 // SaveDaemonStatus replaces the daemon's status file.
 func (s *Store) SaveDaemonStatus(st DaemonStatus) error {
@@ -43,21 +80,15 @@ func (s *Store) SaveDaemonStatus(st DaemonStatus) error {
 	if err != nil {
 		return fmt.Errorf("daemon status: %w", err)
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return fmt.Errorf("daemon status: %w", err)
-	}
-	return atomicfile.WriteFile(s.DaemonStatusPath(), append(b, '\n'), 0o644)
+	return s.SaveRecord(daemonStatusName, append(b, '\n'))
 }
 
 // LoadDaemonStatus reads the daemon's status; found is false when no
 // daemon ever ran here.
 func (s *Store) LoadDaemonStatus() (st DaemonStatus, found bool, err error) {
-	b, err := os.ReadFile(s.DaemonStatusPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return DaemonStatus{}, false, nil
-	}
-	if err != nil {
-		return DaemonStatus{}, false, fmt.Errorf("daemon status: %w", err)
+	b, found, err := s.LoadRecord(daemonStatusName)
+	if err != nil || !found {
+		return DaemonStatus{}, false, err
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return DaemonStatus{}, false, fmt.Errorf("daemon status %s: %w", s.DaemonStatusPath(), err)
@@ -68,16 +99,26 @@ func (s *Store) LoadDaemonStatus() (st DaemonStatus, found bool, err error) {
 // LockDaemon takes the daemon's lock, waiting until ctx ends: only one
 // daemon runs per state dir.
 func (s *Store) LockDaemon(ctx context.Context) (*Lock, error) {
-	return LockFile(ctx, s.DaemonLockPath())
+	r, err := s.openRoot(true)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	defer r.close()
+	return lockAt(ctx, r, daemonLockName, true)
 }
 
 // DaemonRunning reports whether a process holds the daemon's lock. It
 // takes a shared lock for an instant, on a descriptor of its own, and
 // drops it at once: a daemon starting in that instant waits for it
-// (LockDaemon waits), it does not fail.
+// (LockDaemon waits), it does not fail. It creates nothing.
 func (s *Store) DaemonRunning() (bool, error) {
-	f, err := os.Open(s.DaemonLockPath())
-	if errors.Is(err, os.ErrNotExist) {
+	r, err := s.openRoot(false)
+	if err != nil || r == nil {
+		return false, err
+	}
+	defer r.close()
+	f, err := r.openFile(daemonLockName, syscall.O_RDONLY)
+	if notExist(err) {
 		return false, nil
 	}
 	if err != nil {

@@ -1,16 +1,15 @@
 package state
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net/url"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
-
-	"ganeti-userdown/internal/atomicfile"
 )
 
 // Intent records that a shutdown was asked for by Ganeti or an operator,
@@ -56,13 +55,59 @@ func (in Intent) Validate() error {
 // Live reports whether the intent still counts at now.
 func (in Intent) Live(now time.Time) bool { return now.Before(in.Expires) }
 
+// IntentKey is what an intent file's name says it is about: one of
+// Instance and UUID, and the Op. It is known even when the file's
+// content cannot be read.
+type IntentKey struct {
+	Instance string `json:"instance,omitempty"`
+	UUID     string `json:"uuid,omitempty"`
+	Op       string `json:"op"`
+}
+
+// Key is the intent's IntentKey.
+func (in Intent) Key() IntentKey {
+	return IntentKey{Instance: in.Instance, UUID: strings.ToLower(in.UUID), Op: in.Op}
+}
+
 // fileName is where an intent lives: one file per (instance, op) or
-// (uuid, op), so that recording the same intent again replaces it.
-func (in Intent) fileName() string {
-	if in.Instance != "" {
-		return "instance@" + escape(in.Instance) + "@" + in.Op + ".json"
+// (uuid, op), so that recording the same intent again replaces it. An
+// intent recorded while the intents lock was held elsewhere gets a name
+// of its own, base~unique.json, that no writer ever replaces.
+func (k IntentKey) fileName() string { return k.base() + ".json" }
+
+func (k IntentKey) base() string {
+	if k.Instance != "" {
+		return "instance@" + escape(k.Instance) + "@" + k.Op
 	}
-	return "uuid@" + escape(strings.ToLower(in.UUID)) + "@" + in.Op + ".json"
+	return "uuid@" + escape(strings.ToLower(k.UUID)) + "@" + k.Op
+}
+
+// parseFileName reads the key back from an intent file's name.
+func parseFileName(name string) (IntentKey, bool) {
+	base, ok := strings.CutSuffix(name, ".json")
+	if !ok {
+		return IntentKey{}, false
+	}
+	base, _, _ = strings.Cut(base, "~")
+	kind, rest, ok := strings.Cut(base, "@")
+	if !ok {
+		return IntentKey{}, false
+	}
+	esc, op, ok := strings.Cut(rest, "@")
+	if !ok || !intentOps[op] {
+		return IntentKey{}, false
+	}
+	who, err := url.PathUnescape(esc)
+	if err != nil || who == "" {
+		return IntentKey{}, false
+	}
+	switch kind {
+	case "instance":
+		return IntentKey{Instance: who, Op: op}, true
+	case "uuid":
+		return IntentKey{UUID: who, Op: op}, true
+	}
+	return IntentKey{}, false
 }
 
 // escape keeps names safe as one path element: letters, digits, '.', '-'
@@ -80,9 +125,84 @@ func escape(s string) string {
 	return b.String()
 }
 
+// bounded is the intent as it counts at now under ttl: a creation time
+// that is missing or in the future (a clock stepped back, a planted file)
+// is taken as now, and the expiry is capped at creation plus ttl, so that
+// no file, whatever it says, keeps an intent live longer than ttl after
+// it was first read. why says what was changed ("" when nothing). Pure.
+func (in Intent) bounded(now time.Time, ttl time.Duration) (out Intent, why string) {
+	out = in
+	var notes []string
+	switch created, future := notFuture(in.Created, now); {
+	case in.Created.IsZero():
+		out.Created = now
+		notes = append(notes, "no creation time: taken as now")
+	case future:
+		out.Created = created
+		notes = append(notes, fmt.Sprintf("created %s, in the future: taken as now", in.Created.UTC().Format(time.RFC3339)))
+	}
+	if limit := out.Created.Add(ttl); out.Expires.After(limit) {
+		out.Expires = limit
+		notes = append(notes, fmt.Sprintf("expires %s, beyond creation + intent_ttl %s: capped at %s",
+			in.Expires.UTC().Format(time.RFC3339), ttl, limit.UTC().Format(time.RFC3339)))
+	}
+	return out, strings.Join(notes, "; ")
+}
+
+// UnreadableIntentError is an intent file that could not be read or
+// parsed (corrupt, too large, a link, invalid). The intent is ignored,
+// but while Blocks (its file is younger than intent_ttl) the instance or
+// domain its name gives must be neither marked down nor destroyed: it may
+// be a shutdown Ganeti asked for.
+type UnreadableIntentError struct {
+	Path string
+	// Key is what the file's name says; zero when the name says nothing.
+	Key IntentKey
+	// Blocks: the file was written less than intent_ttl ago.
+	Blocks bool
+	Err    error
+}
+
+// Error names the file and says what was wrong.
+func (e *UnreadableIntentError) Error() string {
+	return fmt.Sprintf("intent %s: %v, ignored", e.Path, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *UnreadableIntentError) Unwrap() error { return e.Err }
+
+// Unreadable returns the keys of the unreadable intents among problems
+// (as Intents returns them) that still block their instance or domain.
+func Unreadable(problems []error) []IntentKey {
+	var out []IntentKey
+	for _, p := range problems {
+		var u *UnreadableIntentError
+		if errors.As(p, &u) && u.Blocks && u.Key.Op != "" {
+			out = append(out, u.Key)
+		}
+	}
+	return out
+}
+
+// ContendedError says an intent was recorded without the intents lock,
+// which another process held past the bound, under a name of its own.
+// The intent counts as any other; the error is for the log.
+type ContendedError struct {
+	Lock string // the lock file
+	File string // the intent's file
+	Wait time.Duration
+}
+
+// Error says what happened; the intent is recorded.
+func (e *ContendedError) Error() string {
+	return fmt.Sprintf("%s held by another process for %s: intent recorded without the lock as %s", e.Lock, e.Wait, e.File)
+}
+
 // RecordIntent stores in, replacing an intent for the same instance (or
 // uuid) and op. The write is atomic and serialised with other writers and
-// with pruning.
+// with pruning. When the intents lock stays held past its bound, the
+// intent is still recorded, under a name no writer replaces (so no
+// pruner can lose it), and a *ContendedError says so.
 func (s *Store) RecordIntent(in Intent) error {
 	if err := in.Validate(); err != nil {
 		return fmt.Errorf("record intent: %w", err)
@@ -92,19 +212,41 @@ func (s *Store) RecordIntent(in Intent) error {
 		return fmt.Errorf("record intent: %w", err)
 	}
 	b = append(b, '\n')
-	if err := os.MkdirAll(s.intentDir(), 0o755); err != nil {
+	r, err := s.openRoot(true)
+	if err != nil {
 		return fmt.Errorf("record intent: %w", err)
 	}
-	l, err := s.lockIntents()
+	defer r.close()
+	d, err := r.sub(intentsDirName, true)
+	if err != nil {
+		return fmt.Errorf("record intent: %w", err)
+	}
+	defer d.close()
+	l, err := s.lockIntents(d)
+	if errors.Is(err, context.DeadlineExceeded) {
+		name := fmt.Sprintf("%s~%d-%d.json", in.Key().base(), os.Getpid(), time.Now().UnixNano())
+		if err := d.writeFile(name, b); err != nil {
+			return fmt.Errorf("record intent: the intents lock is held and %w", err)
+		}
+		return &ContendedError{Lock: d.path(intentsLockName), File: d.path(name), Wait: s.lockWait}
+	}
 	if err != nil {
 		return fmt.Errorf("record intent: %w", err)
 	}
 	defer l.Unlock()
-	path := filepath.Join(s.intentDir(), in.fileName())
-	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
+	if err := d.writeFile(in.Key().fileName(), b); err != nil {
 		return fmt.Errorf("record intent: %w", err)
 	}
 	return nil
+}
+
+// lockIntents takes the lock that serialises intent writers with the
+// pruning of expired intents, so that a pruner never removes an intent
+// that was rewritten after it read the expired one.
+func (s *Store) lockIntents(d *root) (*Lock, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.lockWait)
+	defer cancel()
+	return lockAt(ctx, d, intentsLockName, true)
 }
 
 // ClearIntents removes the intents recorded for instance with op, or every
@@ -113,8 +255,7 @@ func (s *Store) ClearIntents(instance, op string) error {
 	if instance == "" {
 		return errors.New("clear intents: no instance named")
 	}
-	prefix := "instance@" + escape(instance) + "@"
-	return s.clear(prefix, op)
+	return s.clear(func(k IntentKey) bool { return k.Instance == instance && (op == "" || k.Op == op) })
 }
 
 // ClearUUIDIntents removes every intent recorded for the domain uuid.
@@ -122,120 +263,174 @@ func (s *Store) ClearUUIDIntents(uuid string) error {
 	if uuid == "" {
 		return errors.New("clear intents: no uuid named")
 	}
-	return s.clear("uuid@"+escape(strings.ToLower(uuid))+"@", "")
+	uuid = strings.ToLower(uuid)
+	return s.clear(func(k IntentKey) bool { return k.UUID != "" && strings.ToLower(k.UUID) == uuid })
 }
 
-func (s *Store) clear(prefix, op string) error {
-	names, err := s.intentFiles()
-	if err != nil {
-		return fmt.Errorf("clear intents: %w", err)
+func (s *Store) clear(match func(IntentKey) bool) error {
+	d, names, err := s.openIntents()
+	if err != nil || d == nil {
+		if err != nil {
+			return fmt.Errorf("clear intents: %w", err)
+		}
+		return nil
 	}
-	l, err := s.lockIntents()
+	defer d.close()
+	l, err := s.lockIntents(d)
 	if err != nil {
 		return fmt.Errorf("clear intents: %w", err)
 	}
 	defer l.Unlock()
 	var errs []error
 	for _, n := range names {
-		if !strings.HasPrefix(n, prefix) {
-			continue
-		}
-		if op != "" && n != prefix+op+".json" {
-			continue
-		}
-		if err := os.Remove(filepath.Join(s.intentDir(), n)); err != nil && !notExist(err) {
-			errs = append(errs, fmt.Errorf("clear intent: %w", err))
+		if k, ok := parseFileName(n); ok && match(k) {
+			if err := d.remove(n); err != nil {
+				errs = append(errs, fmt.Errorf("clear intent: %w", err))
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// intentFiles lists the intent files (not the lock, not temporary files).
-func (s *Store) intentFiles() ([]string, error) {
-	ents, err := os.ReadDir(s.intentDir())
+// openIntents opens intents/ (nil when it does not exist) and lists its
+// intent files (not the lock, not temporary files), sorted.
+func (s *Store) openIntents() (*root, []string, error) {
+	r, err := s.openRoot(false)
+	if err != nil || r == nil {
+		return nil, nil, err
+	}
+	defer r.close()
+	d, err := r.sub(intentsDirName, false)
+	if err != nil || d == nil {
+		return nil, nil, err
+	}
+	ents, err := d.list()
 	if err != nil {
-		if notExist(err) {
-			return nil, nil
-		}
-		return nil, err
+		d.close()
+		return nil, nil, err
 	}
 	var names []string
 	for _, e := range ents {
-		n := e.Name()
-		if strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".json") || !e.Type().IsRegular() {
-			continue
+		if n := e.Name(); !hidden(n) && strings.HasSuffix(n, ".json") {
+			names = append(names, n)
 		}
-		names = append(names, n)
 	}
-	sort.Strings(names)
-	return names, nil
+	return d, names, nil
 }
 
-// Intents returns the intents live at now, sorted by file name, and
-// removes the expired ones. A file that cannot be read or parsed is
-// reported in problems (naming the file) and otherwise ignored: it never
-// stops the caller.
+// Intents returns the intents live at now, sorted by file name, each
+// bounded (a creation time in the future is taken as now, the expiry
+// capped at creation plus intent_ttl). It only reads: expired intents
+// stay until PruneIntents. A file that cannot be read or parsed is
+// reported in problems as an *UnreadableIntentError naming it, and
+// otherwise ignored; so are bounded intents, with what was changed.
+// Problems never stop the caller.
 func (s *Store) Intents(now time.Time) (live []Intent, problems []error) {
-	names, err := s.intentFiles()
+	d, names, err := s.openIntents()
 	if err != nil {
-		return nil, []error{fmt.Errorf("read intents %s: %w", s.intentDir(), err)}
+		return nil, []error{fmt.Errorf("read intents: %w", err)}
 	}
-	var expired []string
+	if d == nil {
+		return nil, nil
+	}
+	defer d.close()
 	for _, n := range names {
-		path := filepath.Join(s.intentDir(), n)
-		in, err := readIntent(path)
+		in, why, err := s.readIntent(d, n, now)
 		if err != nil {
 			if !notExist(err) { // removed since the listing: not a problem
 				problems = append(problems, err)
 			}
 			continue
 		}
+		if why != "" {
+			problems = append(problems, fmt.Errorf("intent %s: %s", d.path(n), why))
+		}
 		if in.Live(now) {
 			live = append(live, in)
-		} else {
-			expired = append(expired, path)
 		}
-	}
-	if len(expired) > 0 {
-		problems = append(problems, s.prune(expired, now)...)
 	}
 	return live, problems
 }
 
-// prune removes the expired intent files, re-reading each under the
-// intents lock so that an intent rewritten meanwhile survives.
-func (s *Store) prune(paths []string, now time.Time) []error {
-	l, err := s.lockIntents()
+// PruneIntents removes the intents expired at now and rewrites, bounded,
+// those whose file says a creation in the future or an expiry beyond
+// intent_ttl, so that their life is bounded from now on. It is an
+// explicit step of the real runs (never of a dry run or a listing), done
+// under the intents lock so that an intent rewritten meanwhile survives.
+// Unreadable files are left for the operator (Intents reports them).
+func (s *Store) PruneIntents(now time.Time) []error {
+	d, names, err := s.openIntents()
+	if err != nil || d == nil {
+		if err != nil {
+			return []error{fmt.Errorf("prune intents: %w", err)}
+		}
+		return nil
+	}
+	defer d.close()
+	l, err := s.lockIntents(d)
 	if err != nil {
 		return []error{fmt.Errorf("prune intents: %w", err)}
 	}
 	defer l.Unlock()
 	var problems []error
-	for _, path := range paths {
-		in, err := readIntent(path)
-		if err != nil || in.Live(now) {
-			continue
-		}
-		if err := os.Remove(path); err != nil && !notExist(err) {
-			problems = append(problems, fmt.Errorf("prune intent: %w", err))
+	for _, n := range names {
+		in, why, err := s.readIntent(d, n, now)
+		switch {
+		case err != nil:
+		case !in.Live(now):
+			if err := d.remove(n); err != nil {
+				problems = append(problems, fmt.Errorf("prune intent: %w", err))
+			}
+		case why != "":
+			b, err := json.MarshalIndent(in, "", "  ")
+			if err == nil {
+				err = d.writeFile(n, append(b, '\n'))
+			}
+			if err != nil {
+				problems = append(problems, fmt.Errorf("prune intent: bound %s: %w", d.path(n), err))
+			}
 		}
 	}
 	return problems
 }
 
-func readIntent(path string) (Intent, error) {
-	b, err := os.ReadFile(path)
+// readIntent reads, validates and bounds the intent file name in d.
+func (s *Store) readIntent(d *root, name string, now time.Time) (Intent, string, error) {
+	b, fi, err := d.readFile(name, intentLimit)
 	if err != nil {
-		return Intent{}, fmt.Errorf("read intent: %w", err)
+		if notExist(err) {
+			return Intent{}, "", err
+		}
+		return Intent{}, "", s.unreadable(d, name, fi, now, err)
 	}
 	var in Intent
 	// Unknown fields are accepted: ignoring an intent written by a newer
 	// version would be the unsafe direction.
 	if err := json.Unmarshal(b, &in); err != nil {
-		return Intent{}, fmt.Errorf("intent %s: corrupt, ignored: %w", path, err)
+		return Intent{}, "", s.unreadable(d, name, fi, now, fmt.Errorf("corrupt: %w", err))
 	}
 	if err := in.Validate(); err != nil {
-		return Intent{}, fmt.Errorf("intent %s: invalid, ignored: %w", path, err)
+		return Intent{}, "", s.unreadable(d, name, fi, now, fmt.Errorf("invalid: %w", err))
 	}
-	return in, nil
+	in, why := in.bounded(now, s.ttl)
+	return in, why, nil
+}
+
+// unreadable builds the error for an intent file that cannot be used:
+// it blocks what its name says for intent_ttl after the file's last
+// change (a change in the future taken as now).
+func (s *Store) unreadable(d *root, name string, fi fs.FileInfo, now time.Time, err error) error {
+	u := &UnreadableIntentError{Path: d.path(name), Err: err}
+	u.Key, _ = parseFileName(name)
+	var mtime time.Time
+	if fi != nil {
+		mtime = fi.ModTime()
+	} else if lfi, lerr := os.Lstat(u.Path); lerr == nil {
+		mtime = lfi.ModTime()
+	}
+	if !mtime.IsZero() {
+		mtime, _ = notFuture(mtime, now)
+		u.Blocks = now.Before(mtime.Add(s.ttl))
+	}
+	return u
 }

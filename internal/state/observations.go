@@ -3,12 +3,10 @@ package state
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"time"
 
-	"ganeti-userdown/internal/atomicfile"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -77,29 +75,47 @@ type keyedObservation struct {
 }
 
 // LoadObservations reads the stored observations; a missing file is an
-// empty set. A corrupt file is an error naming it (the caller should go on
-// with an empty set, which only delays action).
-func (s *Store) LoadObservations() (Observations, error) {
-	path := s.ObservationsPath()
-	b, err := os.ReadFile(path)
+// empty set. A file that cannot be read or parsed (corrupt, too large, a
+// link) is a problem naming it, and the set is empty: starting over only
+// delays acting on a shutdown by settle. An observation dated after now
+// (a clock stepped back, a planted file) is taken as made now, and
+// reported. It only reads.
+func (s *Store) LoadObservations(now time.Time) (Observations, []error) {
+	r, err := s.openRoot(false)
+	if err != nil {
+		return Observations{}, []error{fmt.Errorf("read observations: %w (starting over)", err)}
+	}
+	if r == nil {
+		return Observations{}, nil
+	}
+	defer r.close()
+	b, _, err := r.readFile(observationsFileName, observationsLimit)
 	if err != nil {
 		if notExist(err) {
 			return Observations{}, nil
 		}
-		return Observations{}, fmt.Errorf("read observations: %w", err)
+		return Observations{}, []error{fmt.Errorf("read observations: %w (starting over)", err)}
 	}
 	var f observationsFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return Observations{}, fmt.Errorf("observations %s: corrupt: %w", path, err)
+		return Observations{}, []error{fmt.Errorf("observations %s: corrupt: %w (starting over)", r.path(observationsFileName), err)}
 	}
+	var problems []error
 	o := make(Observations, len(f.Observations))
 	for _, k := range f.Observations {
-		o[k.Key] = k.Observation
+		ob := k.Observation
+		if since, future := notFuture(ob.Since, now); future {
+			problems = append(problems, fmt.Errorf("observations %s: %s (domid %d) seen shut down since %s, in the future: taken as now",
+				r.path(observationsFileName), ob.Name, ob.DomID, ob.Since.UTC().Format(time.RFC3339)))
+			ob.Since = since
+		}
+		o[k.Key] = ob
 	}
-	return o, nil
+	return o, problems
 }
 
-// SaveObservations replaces the stored observations atomically.
+// SaveObservations replaces the stored observations atomically, creating
+// the state directory when missing. Only real runs save.
 func (s *Store) SaveObservations(o Observations) error {
 	f := observationsFile{Observations: make([]keyedObservation, 0, len(o))}
 	for k, ob := range o {
@@ -110,11 +126,28 @@ func (s *Store) SaveObservations(o Observations) error {
 	if err != nil {
 		return fmt.Errorf("save observations: %w", err)
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+	r, err := s.openRoot(true)
+	if err != nil {
 		return fmt.Errorf("save observations: %w", err)
 	}
-	if err := atomicfile.WriteFile(s.ObservationsPath(), append(b, '\n'), 0o644); err != nil {
+	defer r.close()
+	if err := r.writeFile(observationsFileName, append(b, '\n')); err != nil {
 		return fmt.Errorf("save observations: %w", err)
 	}
 	return nil
+}
+
+// Same reports whether a and b hold the same observations (saving b
+// after loading a would change nothing).
+func (a Observations) Same(b Observations) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, x := range a {
+		y, ok := b[k]
+		if !ok || x.Name != y.Name || x.DomID != y.DomID || x.UUID != y.UUID || !x.Since.Equal(y.Since) {
+			return false
+		}
+	}
+	return true
 }

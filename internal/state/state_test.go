@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"ganeti-userdown/internal/testbin"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -121,7 +122,11 @@ func TestClearIntents(t *testing.T) {
 	}
 }
 
-func TestExpiredIntentsArePruned(t *testing.T) {
+// Reading intents changes nothing: expired ones stay until the explicit
+// PruneIntents of a real run removes them.
+//
+// Reference: doc/design.md, "State files": reading changes nothing.
+func TestExpiredIntentsArePrunedOnlyByPrune(t *testing.T) {
 	dir := t.TempDir()
 	s := Open(dir)
 	if err := s.RecordIntent(hookIntent("old", "stop", t0)); err != nil {
@@ -130,6 +135,7 @@ func TestExpiredIntentsArePruned(t *testing.T) {
 	if err := s.RecordIntent(hookIntent("new", "stop", t0.Add(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
+	before := testbin.Snapshot(t, dir)
 	live, problems := s.Intents(t0) // Expires == now: no longer live
 	if len(problems) > 0 {
 		t.Fatal(problems)
@@ -137,8 +143,17 @@ func TestExpiredIntentsArePruned(t *testing.T) {
 	if len(live) != 1 || live[0].Instance != "new" {
 		t.Errorf("live = %+v, want only the intent for new", live)
 	}
+	if d := cmp.Diff(before, testbin.Snapshot(t, dir)); d != "" {
+		t.Errorf("reading intents changed the state dir (-before +after):\n%s", d)
+	}
+	if problems := s.PruneIntents(t0); len(problems) > 0 {
+		t.Fatal(problems)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "intents", "instance@old@stop.json")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("expired intent file still there: %v", err)
+		t.Errorf("expired intent file still there after PruneIntents: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "intents", "instance@new@stop.json")); err != nil {
+		t.Errorf("live intent pruned: %v", err)
 	}
 }
 
@@ -161,6 +176,12 @@ func TestCorruptIntentReportedAndIgnored(t *testing.T) {
 	live, problems := s.Intents(t0)
 	if len(live) != 1 || live[0].Instance != "good" {
 		t.Errorf("live = %+v, want only good", live)
+	}
+	// Reference: doc/design.md, "State files": an unreadable intent
+	// blocks the instance its file name gives.
+	want := []IntentKey{{Instance: "bad", Op: "stop"}, {Instance: "inv", Op: "stop"}}
+	if d := cmp.Diff(want, Unreadable(problems)); d != "" {
+		t.Errorf("unreadable intents (-want +got):\n%s", d)
 	}
 	if len(problems) != 2 {
 		t.Fatalf("problems = %v, want two", problems)
@@ -251,6 +272,9 @@ func TestConcurrentWritersAndPruning(t *testing.T) {
 				return
 			default:
 			}
+			if problems := s.PruneIntents(t0); len(problems) > 0 {
+				errs <- errors.Join(problems...)
+			}
 			if _, problems := s.Intents(t0); len(problems) > 0 {
 				errs <- errors.Join(problems...)
 			}
@@ -317,9 +341,9 @@ func TestObserve(t *testing.T) {
 
 func TestObservationsRoundTrip(t *testing.T) {
 	s := Open(filepath.Join(t.TempDir(), "new"))
-	empty, err := s.LoadObservations()
-	if err != nil || len(empty) != 0 {
-		t.Fatalf("missing file: %v, %v", empty, err)
+	empty, problems := s.LoadObservations(t0)
+	if len(problems) > 0 || len(empty) != 0 {
+		t.Fatalf("missing file: %v, %v", empty, problems)
 	}
 	o := Observations{
 		"uuid:u-a": {Name: "a", DomID: 3, UUID: "u-a", Since: t0},
@@ -328,9 +352,9 @@ func TestObservationsRoundTrip(t *testing.T) {
 	if err := s.SaveObservations(o); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.LoadObservations()
-	if err != nil {
-		t.Fatal(err)
+	got, problems := s.LoadObservations(t0.Add(time.Minute))
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
 	if d := cmp.Diff(o, got); d != "" {
 		t.Errorf("round trip (-want +got):\n%s", d)
@@ -338,8 +362,8 @@ func TestObservationsRoundTrip(t *testing.T) {
 	if err := os.WriteFile(s.ObservationsPath(), []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LoadObservations(); err == nil || !strings.Contains(err.Error(), s.ObservationsPath()) {
-		t.Errorf("corrupt observations: err = %v, want one naming the file", err)
+	if o, problems := s.LoadObservations(t0); len(o) != 0 || len(problems) != 1 || !strings.Contains(problems[0].Error(), s.ObservationsPath()) {
+		t.Errorf("corrupt observations: %v, %v; want none and one problem naming the file", o, problems)
 	}
 }
 

@@ -59,7 +59,7 @@ func checkInstalled(t *testing.T, r *scratchRoot, standinVersion string, xm bool
 		"usr/libexec/ganeti-userdown/watcher-hook": "file 0755 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/watcher/50-userdown")),
 		"etc/ganeti/userdown.toml":                 "file 0644 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/userdown.toml")),
 		"usr/sbin/xl":                              "link -> userdown-hvconfig",
-		"var/lib/ganeti-userdown":                  "dir 0755 0:0",
+		"var/lib/ganeti-userdown":                  "dir 0700 0:0",
 		"usr/lib/ganeti-userdown/lib":              "link -> ../../lib",
 		"usr/lib/ganeti-userdown/real":             "dir 0755 0:0",
 		// The event daemon's unit, enabled by postinst.
@@ -407,5 +407,58 @@ func TestFailedUpgradeKeepsDiversions(t *testing.T) {
 	}
 	if d := cmp.Diff(before, r.Snapshot()); d != "" {
 		t.Errorf("the failed upgrade changed the root (-want +got):\n%s\ndpkg said:\n%s", d, out)
+	}
+}
+
+// TestRemoveLeavesDirectoriesItDidNotCreate installs the package on a
+// node whose hooks directories partly exist already (an empty
+// /etc/ganeti/hooks, an instance-start-pre.d holding another hook, an
+// empty watcher/): remove and purge take away the package's links and
+// the directories it created, and leave every directory that was there
+// before, exactly as it was.
+func TestRemoveLeavesDirectoriesItDidNotCreate(t *testing.T) {
+	r := newScratchRoot(t)
+	r.MustDpkg("-i", buildFake(t, standin("1")))
+	for _, d := range []string{"etc/ganeti/hooks/instance-start-pre.d", "etc/ganeti/hooks/watcher"} {
+		if err := os.MkdirAll(r.Path(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(r.Path("etc/ganeti/hooks/watcher"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.Path("etc/ganeti/hooks/instance-start-pre.d/10-other"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := r.Snapshot()
+
+	deb := realDeb(t, "1.0")
+	r.MustDpkg("-i", deb)
+	for path, want := range map[string]string{
+		"etc/ganeti/hooks/instance-start-pre.d/10-other":    "file 0755 0:0 sha256:" + sha("#!/bin/sh\nexit 0\n"),
+		"etc/ganeti/hooks/instance-start-pre.d/50-userdown": "link -> /usr/sbin/userdown-hook",
+		"etc/ganeti/hooks/watcher/50-userdown":              "link -> /usr/libexec/ganeti-userdown/watcher-hook",
+	} {
+		if got := describe(t, r.Path(path)); got != want {
+			t.Errorf("installed %s: %s, want %s", path, got, want)
+		}
+	}
+	r.MustDpkg("-i", realDeb(t, "1.1")) // an upgrade keeps track of what the first install made
+	r.MustDpkg("-i", deb)               // and so does a downgrade
+	r.MustDpkg("-r", pkg)
+	after := r.Snapshot()
+	for path, w := range before {
+		if strings.HasPrefix(path, "etc/ganeti") && after[path] != w {
+			t.Errorf("after remove %s: %q, want it as before the install: %q", path, after[path], w)
+		}
+	}
+	for path := range after {
+		if strings.HasPrefix(path, "etc/ganeti/hooks") && before[path] == "" {
+			t.Errorf("after remove %s is left: %s", path, after[path])
+		}
+	}
+	r.MustDpkg("--purge", pkg)
+	if d := cmp.Diff(before, r.Snapshot()); d != "" {
+		t.Errorf("after purge the root differs from before the install (-before +after):\n%s", d)
 	}
 }
