@@ -61,14 +61,9 @@ func (d *daemonNode) upAgain(name string) {
 // Target: p99 at most 2 s (the watcher hook: 0 to 300 s).
 func BenchmarkDaemonPoweroffToMarkDown(b *testing.B) {
 	const instances = 10
-	var insts []instance
-	for i := 0; i < instances; i++ {
-		insts = append(insts, instance{name: fmt.Sprintf("vm%02d.example.com", i), admin: "up"})
-	}
+	insts := upInstances(instances)
 	d := newDaemonNode(b, insts, daemonOptions{})
-	for _, in := range insts {
-		d.start(in.name)
-	}
+	d.startAll(insts)
 	d.startDaemon()
 	samples := max(200, b.N)
 	var took []time.Duration

@@ -192,6 +192,24 @@ func (d *daemonNode) jobs(op string) map[string]int {
 	return m
 }
 
+// upInstances returns n admin-up instances vm000.example.com ... of this
+// node.
+func upInstances(n int) []instance {
+	insts := make([]instance, n)
+	for i := range insts {
+		insts[i] = instance{name: fmt.Sprintf("vm%03d.example.com", i), admin: "up"}
+	}
+	return insts
+}
+
+// startAll starts the domains of insts.
+func (d *daemonNode) startAll(insts []instance) {
+	d.t.Helper()
+	for _, in := range insts {
+		d.start(in.name)
+	}
+}
+
 // allDown reports whether every instance of the fake cluster is down.
 func (d *daemonNode) allDown() bool {
 	for _, in := range d.rapi.State().Instances {
@@ -356,14 +374,9 @@ func TestDaemonRetriesARAPIOutage(t *testing.T) {
 // 100 domains powering off at once: every instance marked down once,
 // every domain gone.
 func TestDaemonHundredPoweroffsAtOnce(t *testing.T) {
-	var insts []instance
-	for i := 0; i < 100; i++ {
-		insts = append(insts, instance{name: fmt.Sprintf("vm%03d.example.com", i), admin: "up"})
-	}
+	insts := upInstances(100)
 	d := newDaemonNode(t, insts, daemonOptions{})
-	for _, in := range insts {
-		d.start(in.name)
-	}
+	d.startAll(insts)
 	d.startDaemon()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -391,14 +404,9 @@ func TestDaemonHundredPoweroffsAtOnce(t *testing.T) {
 // Reference: doc/design.md, "Event daemon": the daemon and the watcher
 // hook share the run lock; together they mark each poweroff down once.
 func TestDaemonAndWatcherHookTogether(t *testing.T) {
-	var insts []instance
-	for i := 0; i < 12; i++ {
-		insts = append(insts, instance{name: fmt.Sprintf("vm%02d.example.com", i), admin: "up"})
-	}
+	insts := upInstances(12)
 	d := newDaemonNode(t, insts, daemonOptions{})
-	for _, in := range insts {
-		d.start(in.name)
-	}
+	d.startAll(insts)
 	d.startDaemon()
 	done := make(chan struct{})
 	var hookRuns int
