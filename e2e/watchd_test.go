@@ -385,7 +385,10 @@ func TestDaemonHundredPoweroffsAtOnce(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			for j := i; j < len(insts); j += 4 {
-				d.xl("sim", "poweroff", insts[j].name)
+				// Not d.xl: a test may not fail from another goroutine.
+				if _, errs, code := d.run(d.sim, "sim", "poweroff", insts[j].name); code != 0 {
+					t.Errorf("poweroff %s: exit %d: %s", insts[j].name, code, errs)
+				}
 			}
 		}(i)
 	}
