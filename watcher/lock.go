@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ganeti-userdown/internal/cli"
+	"ganeti-userdown/internal/state"
 )
 
 // LockFailed logs why a detect or destroy run could not take the node's
@@ -24,37 +25,25 @@ func LockFailed(log *slog.Logger, err error, wait time.Duration) int {
 	return cli.ExitUnreadable
 }
 
-// Run is one detect or destroy run on this node. It takes the run lock,
+// TakeRunLock takes the node's run lock for one detect or destroy run,
 // waiting at most wait: a run that writes (real: userdown-detect
 // --mark-down, userdown-destroy without --dry-run) the exclusive one, a
-// run that only reads the shared one, which creates nothing. It then
-// scans the node (Node) and, for a real run only, records what it saw
-// (Record: observations, the prune of expired intents); act runs with
-// the result, the lock still held. It returns act's exit code, or the
-// lock's (LockFailed) or the scan's (ExitCode) when the run stops before
-// act, having changed nothing.
+// run that only reads the shared one (state.Store.ReadLock), which
+// creates nothing. It returns the lock's release, or nil and the exit
+// code (see LockFailed) when the run must stop, having done nothing.
 //
-// Reference: doc/design.md, "State files": reading changes nothing.
-func Run(ctx context.Context, s Sources, real bool, wait time.Duration, log *slog.Logger, act func(Result) int) int {
-	lockRun := s.Store.ReadLock
+// Reference: doc/design.md, "State files": reading changes nothing;
+// "Exit codes".
+func TakeRunLock(ctx context.Context, s *state.Store, real bool, wait time.Duration, log *slog.Logger) (release func(), code int) {
+	lockRun := s.ReadLock
 	if real {
-		lockRun = s.Store.LockRun
+		lockRun = s.LockRun
 	}
 	lctx, cancel := context.WithTimeout(ctx, wait)
 	lock, err := lockRun(lctx)
 	cancel()
 	if err != nil {
-		return LockFailed(log, err, wait)
+		return nil, LockFailed(log, err, wait)
 	}
-	defer lock.Unlock()
-
-	res, err := Node(ctx, s)
-	if err != nil {
-		log.Error(err.Error() + "; nothing changed")
-		return ExitCode(err)
-	}
-	if real {
-		Record(s, &res)
-	}
-	return act(res)
+	return func() { lock.Unlock() }, cli.ExitOK
 }

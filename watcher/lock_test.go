@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ganeti-userdown/internal/cli"
-	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/testbin"
 )
 
@@ -38,54 +37,44 @@ func TestLockFailed(t *testing.T) {
 	}
 }
 
-// Run: a read-only run leaves the state dir byte-identical (run.lock not
-// created, nothing recorded); a real run records; a held lock stops the
-// run before act with exit 1, an unreadable scan with exit 3.
+// TakeRunLock: a read-only run's lock leaves the state dir
+// byte-identical (no run.lock is created); a real run's creates and
+// holds run.lock, so that a second real run waits for it, gives up after
+// its wait and exits 1; an unsafe state dir exits 3.
 //
 // Reference: doc/design.md, "State files": reading changes nothing;
 // "Exit codes".
-func TestRun(t *testing.T) {
+func TestTakeRunLock(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	x := newFakeXen(dom("a", 1, poweroff))
-	c := &fakeCluster{instances: []ganeti.Instance{up("a")}}
-	s, _ := sources(t, x, c)
+	s, _ := sources(t, newFakeXen(), &fakeCluster{})
 	seedState(t, s.Store)
 	before := testbin.Snapshot(t, s.Store.Dir())
-	acted := 0
-	act := func(res Result) int {
-		acted++
-		if d := cmp.Diff([]string{"a"}, res.Report.MarkDown); d != "" {
-			t.Errorf("act got mark-down (-want +got):\n%s", d)
-		}
-		return cli.ExitOK
+	release, code := TakeRunLock(ctx, s.Store, false, time.Second, log)
+	if release == nil || code != cli.ExitOK {
+		t.Fatalf("read-only run: exit %d, no lock", code)
 	}
-	if code := Run(ctx, s, false, time.Second, log, act); code != cli.ExitOK || acted != 1 {
-		t.Fatalf("read-only run: exit %d, act called %d times", code, acted)
-	}
+	release()
 	if d := cmp.Diff(before, testbin.Snapshot(t, s.Store.Dir())); d != "" {
-		t.Errorf("a read-only run changed the state dir (-before +after):\n%s", d)
-	}
-	if code := Run(ctx, s, true, time.Second, log, act); code != cli.ExitOK || acted != 2 {
-		t.Fatalf("real run: exit %d, act called %d times", code, acted)
-	}
-	if obs, _ := s.Store.LoadObservations(t0); len(obs) != 1 {
-		t.Errorf("a real run recorded %v, want the one shutdown", obs)
+		t.Errorf("a read-only run's lock changed the state dir (-before +after):\n%s", d)
 	}
 
-	held, err := s.Store.LockRun(ctx)
-	if err != nil {
-		t.Fatal(err)
+	release, code = TakeRunLock(ctx, s.Store, true, time.Second, log)
+	if release == nil || code != cli.ExitOK {
+		t.Fatalf("real run: exit %d, no lock", code)
 	}
-	if code := Run(ctx, s, true, 50*time.Millisecond, log, act); code != cli.ExitFailed || acted != 2 {
-		t.Errorf("with the lock held: exit %d, act called %d times; want 1 and not called", code, acted)
+	if _, err := os.Stat(s.Store.RunLockPath()); err != nil {
+		t.Errorf("a real run's lock: %v", err)
 	}
-	held.Unlock()
+	if again, code := TakeRunLock(ctx, s.Store, true, 50*time.Millisecond, log); again != nil || code != cli.ExitFailed {
+		t.Errorf("with the lock held: exit %d (lock %v), want 1 and no lock", code, again != nil)
+	}
+	release()
 
 	if err := os.Chmod(s.Store.Dir(), 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if code := Run(ctx, s, false, time.Second, log, act); code != cli.ExitUnreadable || acted != 2 {
-		t.Errorf("unsafe state dir: exit %d, act called %d times; want 3 and not called", code, acted)
+	if release, code := TakeRunLock(ctx, s.Store, true, time.Second, log); release != nil || code != cli.ExitUnreadable {
+		t.Errorf("unsafe state dir: exit %d (lock %v), want 3 and no lock", code, release != nil)
 	}
 }

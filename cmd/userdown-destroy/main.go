@@ -38,6 +38,12 @@ instance Ganeti still wants up is never destroyed here: its mark-down job
 does that. Every domain is re-read by domid right before and skipped when
 its uuid, name or state changed.
 
+After destroying a crashed or watchdog-stopped domain of an instance that
+Ganeti still wants up (asked again: admin state up, not held by a job,
+policy not ignore, no intent), it starts the instance through Ganeti and
+waits for the job, so that a crash is back in seconds rather than at the
+watcher's next restart pass.
+
 Reaper mode (--reap DOMID --uuid UUID): wait up to --wait for that one
 domain, whose shutdown Ganeti or an operator asked for, to reach its
 preserved shutdown, destroy it and exit; exit without acting if it
@@ -49,8 +55,8 @@ and each job wait; [cluster] run_timeout (default 2m) bounds all of them
 together for this run. [xen] timeout bounds each toolstack call.
 
 Exit status: 0 ok, 1 some domain could not be destroyed, 2 usage or
-configuration error, 3 Xen's, the cluster's or the state dir's state could
-not be read or trusted (nothing was changed). A run that waited --lock-wait for another detect
+configuration error, 3 Xen's or the cluster's state could not be read
+(nothing was changed). A run that waited --lock-wait for another detect
 or destroy run on this node to release the run lock does nothing and
 exits 1 ("another run holds the lock"): the next run does the work.`
 
@@ -130,18 +136,24 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 
 	// A dry run only reads: it writes no observation and prunes nothing.
-	return watcher.Run(ctx, src, !c.DryRun, c.LockWait, log, func(res watcher.Result) int {
-		return destroyAll(ctx, c, cfg, x, res, stdout, log)
-	})
-}
+	release, code := watcher.TakeRunLock(ctx, src.Store, !c.DryRun, c.LockWait, log)
+	if release == nil {
+		return code
+	}
+	defer release()
 
-// destroyAll destroys (or, with --dry-run, reports) what res decided and
-// prints the report.
-func destroyAll(ctx context.Context, c flags, cfg config.Config, x watcher.Toolstack, res watcher.Result, stdout io.Writer, log *slog.Logger) int {
-	rep := res.Report
-	failed := watcher.Destroy(ctx, x, &rep, watcher.DestroyOptions{
-		DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
+	rep, failed, err := watcher.Run(ctx, src, x, watcher.RunOptions{
+		Destroy: true,
+		DestroyOptions: watcher.DestroyOptions{
+			DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
+		},
+		Source:  "userdown-destroy",
+		Metrics: watcher.MetricsRecorder(cfg),
 	})
+	if err != nil {
+		log.Error(err.Error() + "; nothing changed")
+		return watcher.ExitCode(err)
+	}
 	if c.JSON {
 		if code := printJSON(stdout, rep, log); code != cli.ExitOK {
 			return code

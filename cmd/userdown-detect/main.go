@@ -46,8 +46,8 @@ and each job wait; [cluster] run_timeout (default 2m) bounds all of them
 together for this run. [xen] timeout bounds each toolstack call.
 
 Exit status: 0 ok, 1 some instance could not be marked down, 2 usage or
-configuration error, 3 Xen's, the cluster's or the state dir's state could
-not be read or trusted (nothing was changed). A run that waited --lock-wait for another detect
+configuration error, 3 Xen's or the cluster's state could not be read
+(nothing was changed). A run that waited --lock-wait for another detect
 or destroy run on this node to release the run lock does nothing and
 exits 1 ("another run holds the lock"): the next run does the work.`
 
@@ -92,18 +92,20 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 
 	// Only a marking run writes (observations, the prune of expired
 	// intents); a plain listing is a read and changes nothing.
-	return watcher.Run(ctx, src, c.MarkDown, c.LockWait, log, func(res watcher.Result) int {
-		return report(ctx, c, src, res, stdout, log)
-	})
-}
+	release, code := watcher.TakeRunLock(ctx, src.Store, c.MarkDown, c.LockWait, log)
+	if release == nil {
+		return code
+	}
+	defer release()
 
-// report marks down (with --mark-down) what res decided and prints the
-// report.
-func report(ctx context.Context, c flags, src watcher.Sources, res watcher.Result, stdout io.Writer, log *slog.Logger) int {
-	rep := res.Report
-	failed := false
-	if c.MarkDown && len(rep.MarkDown) > 0 {
-		failed = watcher.MarkDown(ctx, res.Client, src, &rep)
+	o := watcher.RunOptions{MarkDown: c.MarkDown, Source: "userdown-detect"}
+	if c.MarkDown {
+		o.Metrics = watcher.MetricsRecorder(cfg)
+	}
+	rep, failed, err := watcher.Run(ctx, src, nil, o)
+	if err != nil {
+		log.Error(err.Error() + "; nothing changed")
+		return watcher.ExitCode(err)
 	}
 
 	if c.JSON {

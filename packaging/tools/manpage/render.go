@@ -12,7 +12,7 @@ type Meta struct {
 }
 
 // pages lists every page of the package, for SEE ALSO.
-var pages = []string{"userdown-hvconfig", "userdown-hook", "userdown-detect", "userdown-destroy"}
+var pages = []string{"userdown-hvconfig", "userdown-hook", "userdown-detect", "userdown-destroy", "userdown-watchd"}
 
 // Render writes the roff source of the manual page of name.
 func Render(name string, h Help, cmds []Help, m Meta) string {
@@ -93,7 +93,8 @@ file the package installs.
 .TP
 .I /var/lib/ganeti\-userdown/
 Intents (intents/), the observations of preserved domains
-(observations.json) and the run lock (run.lock).
+(observations.json), the run lock (run.lock), the event daemon's status
+(watchd.json) and the metrics' totals (metrics.json).
 .TP
 .I /usr/lib/ganeti\-userdown/real/xl
 The real toolstack, diverted there by the package.
