@@ -26,11 +26,7 @@ import (
 
 const nodeName = "node1.example.com"
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // node is one simulated Xen node of a fake Ganeti cluster, with
 // ganeti-userdown configured on it.
@@ -95,7 +91,7 @@ func newNodeAt(t testing.TB, version string, flavour xen.Flavour, instances []in
 	}
 	st := ganetifake.State{
 		Cluster:   ganetifake.ClusterInfo{Name: "cluster.example.com", Master: nodeName, Version: version},
-		Toolstack: ganetifake.Toolstack{Command: n.sim, Env: n.simEnv},
+		Toolstack: ganetifake.Toolstack{Command: n.sim, Env: n.simEnv, ConfigDir: n.xenDir},
 	}
 	for _, in := range instances {
 		pnode := in.pnode
@@ -235,6 +231,20 @@ func (n *node) instanceState(name string) string {
 	return ""
 }
 
+// hostInitiatedKept checks that the shut-down domain of instance name
+// is decided host-initiated and that a watcher round leaves the instance
+// up in Ganeti (safety rule 3).
+func (n *node) hostInitiatedKept(name string) {
+	n.t.Helper()
+	if got := n.report()[name]; got != "host-initiated" {
+		n.t.Errorf("decision %q, want host-initiated", got)
+	}
+	n.watcher()
+	if s := n.instanceState(name); s != "up" {
+		n.t.Errorf("host-initiated shutdown marked down: %q", s)
+	}
+}
+
 // watcher runs the watcher hook script as Ganeti's watcher does, then the
 // watcher's restart pass (every admin-up instance without a domain is
 // started), and returns the instances it restarted.
@@ -245,6 +255,7 @@ func (n *node) watcher() []string {
 		"USERDOWN_DETECT="+n.detect, "USERDOWN_DESTROY="+n.destroy,
 		"USERDOWN_WATCHER_LOCK="+filepath.Join(n.dir, "watcher.lock"),
 		"USERDOWN_WATCHER_LOG="+n.hookLog, "USERDOWN_WATCHER_TIMEOUT=60",
+		"USERDOWN_WATCHD=", // the daemon is started by the tests that want it
 	)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		n.t.Fatalf("watcher hook: %v: %s", err, out)
