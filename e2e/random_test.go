@@ -97,7 +97,8 @@ func TestRandomized(t *testing.T) {
 	hook := n.hookBinary()
 	// Ganeti's own stops go through the shim too, as on a node.
 	if err := n.rapi.Update(func(st *ganetifake.State) error {
-		st.Toolstack = ganetifake.Toolstack{Command: shim, Env: n.env()}
+		// Shutdown jobs run the instance-stop hooks (the stop guard).
+		st.Toolstack = ganetifake.Toolstack{Command: shim, Env: n.env(), StopHook: hook}
 		return nil
 	}); err != nil {
 		t.Fatal(err)

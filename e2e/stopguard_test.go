@@ -30,7 +30,7 @@ func TestStopGuardRefusesMarkDownAfterReboot(t *testing.T) {
 	n.xl("sim", "poweroff", x)
 	off, _ := n.domain(x)
 	if err := n.rapi.Update(func(st *ganetifake.State) error {
-		st.Toolstack.StopPreHook = hook
+		st.Toolstack.StopHook = hook
 		st.Toolstack.HookEnv = []string{"USERDOWN_CONFIG=" + n.config}
 		st.Knobs.RefuseCancel = true
 		st.Knobs.QueueJobs = map[string]bool{x: true}

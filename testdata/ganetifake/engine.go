@@ -709,8 +709,8 @@ func (e *Engine) execute(id int64) {
 		e.startup(id, st, name)
 		return
 	}
-	if st.Toolstack.StopPreHook != "" {
-		if out, failed := stopPreHook(e.ctx, st, *in, j.Timeout); failed {
+	if st.Toolstack.StopHook != "" {
+		if out, failed := stopHook(e.ctx, st, *in, "pre", j.Timeout); failed {
 			if e.ctx.Err() != nil {
 				return
 			}
@@ -741,21 +741,24 @@ func (e *Engine) execute(id int64) {
 			return
 		}
 	}
+	if st.Toolstack.StopHook != "" {
+		stopHook(e.ctx, st, *in, "post", j.Timeout)
+	}
 	e.Finish(id, "success", nil)
 }
 
-// stopPreHook runs the configured instance-stop pre hook for in and
+// stopHook runs the configured instance-stop hook for in in phase and
 // returns its output (stdout, then stderr, as Ganeti shows it) and
 // whether it failed.
-func stopPreHook(ctx context.Context, st State, in Instance, timeout int) (string, bool) {
+func stopHook(ctx context.Context, st State, in Instance, phase string, timeout int) (string, bool) {
 	hv := in.Hypervisor
 	if hv == "" {
 		hv = "xen-pvm"
 	}
-	cmd := exec.CommandContext(ctx, st.Toolstack.StopPreHook)
+	cmd := exec.CommandContext(ctx, st.Toolstack.StopHook)
 	cmd.Env = append(append(os.Environ(), st.Toolstack.Env...), st.Toolstack.HookEnv...)
 	cmd.Env = append(cmd.Env,
-		"GANETI_HOOKS_PATH=instance-stop", "GANETI_HOOKS_PHASE=pre", "GANETI_HOOKS_VERSION=2",
+		"GANETI_HOOKS_PATH=instance-stop", "GANETI_HOOKS_PHASE="+phase, "GANETI_HOOKS_VERSION=2",
 		"GANETI_OP_CODE=OP_INSTANCE_SHUTDOWN", "GANETI_OBJECT_TYPE=INSTANCE",
 		"GANETI_INSTANCE_NAME="+in.Name, "GANETI_OP_TARGET="+in.Name,
 		"GANETI_INSTANCE_PRIMARY="+in.PrimaryNode, "GANETI_INSTANCE_SECONDARIES="+strings.Join(in.SecondaryNodes, " "),
