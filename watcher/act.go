@@ -78,8 +78,12 @@ func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (fai
 		req := ganeti.MarkDownRequest{Name: d.Name, Reason: MarkDownReason(rep.Node, d), UserSource: d.UserSource}
 		job, err := c.MarkDown(ctx, req)
 		res.JobID, res.Status, res.Error = job.ID, job.Status, job.Error
-		if cerr := s.Store.ClearMarkDownInFlight(d.Name); cerr != nil {
-			log.Warn("in-flight mark-down record not removed", "instance", d.Name, "err", cerr)
+		// A job still unfinished when the wait ended may yet run: its
+		// record stays, bounded by detect.MarkDownInFlightFor.
+		if !errors.Is(err, ganeti.ErrJobUnfinished) {
+			if cerr := s.Store.ClearMarkDownInFlight(d.Name); cerr != nil {
+				log.Warn("in-flight mark-down record not removed", "instance", d.Name, "err", cerr)
+			}
 		}
 		refused := errors.Is(err, ganeti.ErrJobFailed) && strings.Contains(err.Error(), detect.StopRefused)
 		if err != nil && (job.ID == 0 || refused || errors.Is(err, ganeti.ErrJobDeferred) || errors.Is(err, ganeti.ErrInstanceGone)) {

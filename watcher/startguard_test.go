@@ -77,17 +77,19 @@ func TestMarkDownLeavesStartGuardRecord(t *testing.T) {
 }
 
 // TestMarkDownInFlightAndRefused: every mark-down's in-flight record is
-// there while its job runs and gone when it ended, whatever the outcome;
+// there while its job runs and gone when it ended, whatever the outcome
+// (kept when the wait ended with the job unfinished);
 // a job our stop guard refused is reported as such (not a failure), and
 // its mark-down record is removed: nothing was marked down.
 //
 // Reference: design.md, "The stop guard".
 func TestMarkDownInFlightAndRefused(t *testing.T) {
-	x := newFakeXen(dom("a", 1, poweroff), dom("c", 3, poweroff), dom("e", 5, poweroff))
+	x := newFakeXen(dom("a", 1, poweroff), dom("c", 3, poweroff), dom("e", 5, poweroff), dom("u", 6, poweroff))
 	fc := &fakeCluster{
-		instances: []ganeti.Instance{up("a"), up("c"), up("e")},
+		instances: []ganeti.Instance{up("a"), up("c"), up("e"), up("u")},
 		markErr: map[string]error{
 			"a": fmt.Errorf("job 7: %w: OpExecError", ganeti.ErrJobFailed),
+			"u": fmt.Errorf("job 9 still running: %w", ganeti.ErrJobUnfinished),
 			"e": fmt.Errorf("job 8: %w: HooksAbort: %se: it was decided ...", ganeti.ErrJobFailed, detect.StopRefused),
 		},
 	}
@@ -99,13 +101,17 @@ func TestMarkDownInFlightAndRefused(t *testing.T) {
 	}
 	rep := res.Report
 	failed := MarkDown(context.Background(), c, s, &rep)
-	if d := cmp.Diff(map[string]bool{"a": true, "c": true, "e": true}, c.inFlightAt); d != "" {
+	if d := cmp.Diff(map[string]bool{"a": true, "c": true, "e": true, "u": true}, c.inFlightAt); d != "" {
 		t.Errorf("in flight when the job was submitted (-want +got):\n%s", d)
 	}
 	for _, name := range []string{"a", "c", "e"} {
 		if _, found, err := s.Store.MarkDownInFlight(name); found || err != nil {
 			t.Errorf("in-flight record of %s after its job: found %v, err %v", name, found, err)
 		}
+	}
+	// u: the wait ended with the job unfinished: it may still run.
+	if _, found, err := s.Store.MarkDownInFlight("u"); !found || err != nil {
+		t.Errorf("in-flight record of an unfinished job removed: found %v, err %v", found, err)
 	}
 	if _, found, _ := s.Store.MarkDownRecord("e"); found {
 		t.Error("mark-down record of e kept after the stop guard refused its job")
