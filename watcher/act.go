@@ -35,10 +35,10 @@ func MarkDownReason(node string, d detect.Decision) string {
 // either the intent or the change is seen.
 //
 // A mark-down whose job the instance-stop pre hook refused because the
-// domain runs again (detect.GuardStop), a skipped mark-down, one deferred by the cluster client
-// (ganeti.ErrJobDeferred: its job waited for another job and was
-// cancelled) and an instance the cluster no longer knows are reported, not
-// failed; the next run decides again.
+// domain runs again (detect.GuardStop), a skipped mark-down, one deferred
+// by the cluster client (ganeti.ErrJobDeferred: its job waited for
+// another job and was cancelled) and an instance the cluster no longer
+// knows are reported, not failed; the next run decides again.
 func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (failed bool) {
 	log := s.Log
 	if log == nil {
