@@ -5,6 +5,7 @@ package itest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -109,25 +110,60 @@ func jobsAfter(t testing.TB, id int) []job {
 	return out
 }
 
+// rapi GETs path from the master's RAPI (as ganeti-userdown's user)
+// into v. Polls go through RAPI: a gnt-* command costs a Python start.
+func rapi(t testing.TB, path string, v any) {
+	t.Helper()
+	out := master.run(t, "curl", "-sSfk", "-u", rapiUser+":"+rapiPass, "https://127.0.0.1:5080"+path)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("RAPI %s: %v\n%s", path, err, out)
+	}
+}
+
+// jobIDs lists the ids of the jobs in the queue.
+func jobIDs(t testing.TB) []int {
+	t.Helper()
+	var list []struct {
+		ID json.RawMessage `json:"id"`
+	}
+	rapi(t, "/2/jobs", &list)
+	var ids []int
+	for _, j := range list {
+		id, err := strconv.Atoi(strings.Trim(string(j.ID), `"`))
+		if err != nil {
+			t.Fatalf("RAPI /2/jobs: id %s: %v", j.ID, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 func lastJob(t testing.TB) int {
 	t.Helper()
 	last := 0
-	for _, j := range jobs(t) {
-		last = max(last, j.ID)
+	for _, id := range jobIDs(t) {
+		last = max(last, id)
 	}
 	return last
 }
 
-// waitIdle waits until no job is queued, waiting or running.
-func waitIdle(t testing.TB) {
+// waitIdle waits until every job after since has ended.
+func waitIdle(t testing.TB, since int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		busy := []job{}
-		for _, j := range jobs(t) {
+		var busy []string
+		for _, id := range jobIDs(t) {
+			if id <= since {
+				continue
+			}
+			var j struct {
+				Status string `json:"status"`
+			}
+			rapi(t, fmt.Sprintf("/2/jobs/%d", id), &j)
 			switch j.Status {
 			case "queued", "waiting", "running", "canceling":
-				busy = append(busy, j)
+				busy = append(busy, fmt.Sprintf("%d %s", id, j.Status))
 			}
 		}
 		if len(busy) == 0 {
@@ -136,8 +172,18 @@ func waitIdle(t testing.TB) {
 		if time.Now().After(deadline) {
 			t.Fatalf("jobs still busy after 2m: %v", busy)
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// status is the instance's status as RAPI reports it.
+func status(t testing.TB, name string) string {
+	t.Helper()
+	var i struct {
+		Status string `json:"status"`
+	}
+	rapi(t, "/2/instances/"+name, &i)
+	return i.Status
 }
 
 // countJobs counts the jobs with that summary and status.
@@ -178,7 +224,7 @@ func addInstance(t testing.TB, name string, on *node) {
 // five attempts that it never saw succeed).
 func ensureRunning(t testing.TB, name string) {
 	t.Helper()
-	if instances(t)[name].Status != "running" {
+	if status(t, name) != "running" {
 		master.run(t, "gnt-instance", "startup", "--force", name)
 	}
 	master.run(t, "sh", "-c", "rm -f /var/lib/ganeti/watcher.*.data")

@@ -160,7 +160,7 @@ func testSingleNodePoweroff(t *testing.T) {
 	since := lastJob(t)
 	node1.run(t, "xl", "sim", "poweroff", "s1.example.com")
 	runWatchers(t, node1)
-	waitIdle(t)
+	waitIdle(t, since)
 	if got := instances(t)["s1.example.com"]; got.Status != "ADMIN_down" {
 		t.Errorf("after a user poweroff and a watcher run: %v, want ADMIN_down", got)
 	}
@@ -185,7 +185,7 @@ func testStopRebootRemove(t *testing.T) {
 		t.Helper()
 		since := lastJob(t)
 		runWatchers(t, node1)
-		waitIdle(t)
+		waitIdle(t, since)
 		got := instances(t)[name]
 		if got.Status != wantStatus {
 			t.Errorf("after %s and a watcher run: %v, want %s", op, got, wantStatus)
@@ -242,7 +242,7 @@ func poweroffTrial(t *testing.T, name string, on *node) raceResult {
 	since := lastJob(t)
 	on.run(t, "xl", "sim", "poweroff", name)
 	runWatchers(t, node1, node2)
-	waitIdle(t)
+	waitIdle(t, since)
 	got := instances(t)[name]
 	js := jobsAfter(t, since)
 	// The start pre hook may refuse the watcher's stale restart: the job
@@ -314,7 +314,7 @@ func testCrashOnOtherNode(t *testing.T) {
 	since := lastJob(t)
 	node2.run(t, "xl", "sim", "crash", name)
 	runWatchers(t, node1, node2)
-	waitIdle(t)
+	waitIdle(t, since)
 	got := instances(t)[name]
 	d, ok := node2.domains(t)[name]
 	if got.Status != "running" || !ok || !d.alive() || d.ID == before.ID {
@@ -347,7 +347,7 @@ func testFailoverMigrate(t *testing.T) {
 		master.run(t, append(append([]string{"gnt-instance"}, op.args...), name)...)
 		since := lastJob(t)
 		runWatchers(t, node1, node2)
-		waitIdle(t)
+		waitIdle(t, since)
 		got := instances(t)[name]
 		if got.Status != "running" || got.PNode != op.to.name {
 			t.Errorf("after %s and a watcher round: %v", desc, got)
@@ -385,7 +385,7 @@ func testAddBesidePreserved(t *testing.T) {
 	}
 	// Only node2's watcher: the mark-down, not the race, is under test.
 	runWatchers(t, node2)
-	waitIdle(t)
+	waitIdle(t, since)
 	all := instances(t)
 	if all[off].Status != "ADMIN_down" || all[added].Status != "running" {
 		t.Errorf("after node2's watcher: %v; %v", all[off], all[added])
@@ -408,8 +408,9 @@ func testForcedStart(t *testing.T) {
 		ensureRunning(t, c.name)
 		c.node.run(t, "xl", "sim", "poweroff", c.name)
 		if c.markedDown {
+			since := lastJob(t)
 			runWatchers(t, c.node)
-			waitIdle(t)
+			waitIdle(t, since)
 			if got := instances(t)[c.name]; got.Status != "ADMIN_down" {
 				t.Errorf("%s: not marked down before the start: %v", c.name, got)
 				continue
@@ -422,7 +423,7 @@ func testForcedStart(t *testing.T) {
 			t.Errorf("%s: after startup --force: %v, domain %v (found %v)", c.name, got, d, ok)
 		}
 		runWatchers(t, node1, node2)
-		waitIdle(t)
+		waitIdle(t, since)
 		if got := instances(t)[c.name]; got.Status != "running" {
 			t.Errorf("%s: the watchers after a forced start: %v", c.name, got)
 		}
