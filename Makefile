@@ -52,6 +52,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags itest ./itest/
 
 # The Debian package, assembled with dpkg-deb from what `make build` made
 # (packaging/build-deb says why and how). DEB_VERSION comes from git describe.
