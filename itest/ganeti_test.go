@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,27 +148,31 @@ func lastJob(t testing.TB) int {
 	return last
 }
 
-// waitIdle waits until every job after since has ended.
-func waitIdle(t testing.TB, since int) {
+// waitJobs waits until every job after since has ended and returns
+// them, from RAPI.
+func waitJobs(t testing.TB, since int) []job {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		var busy []string
+		var js, busy []job
 		for _, id := range jobIDs(t) {
 			if id <= since {
 				continue
 			}
 			var j struct {
-				Status string `json:"status"`
+				Status  string   `json:"status"`
+				Summary []string `json:"summary"`
 			}
 			rapi(t, fmt.Sprintf("/2/jobs/%d", id), &j)
+			js = append(js, job{id, j.Status, strings.Join(j.Summary, ",")})
 			switch j.Status {
 			case "queued", "waiting", "running", "canceling":
-				busy = append(busy, fmt.Sprintf("%d %s", id, j.Status))
+				busy = append(busy, js[len(js)-1])
 			}
 		}
 		if len(busy) == 0 {
-			return
+			sort.Slice(js, func(a, b int) bool { return js[a].ID < js[b].ID })
+			return js
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("jobs still busy after 2m: %v", busy)
@@ -176,14 +181,25 @@ func waitIdle(t testing.TB, since int) {
 	}
 }
 
-// status is the instance's status as RAPI reports it.
-func status(t testing.TB, name string) string {
+// rapiInstance is the instance as RAPI reports it.
+func rapiInstance(t testing.TB, name string) instance {
 	t.Helper()
 	var i struct {
-		Status string `json:"status"`
+		Name   string          `json:"name"`
+		PNode  string          `json:"pnode"`
+		Admin  json.RawMessage `json:"admin_state"`
+		Oper   bool            `json:"oper_state"`
+		Status string          `json:"status"`
 	}
 	rapi(t, "/2/instances/"+name, &i)
-	return i.Status
+	admin := strings.Trim(string(i.Admin), `"`)
+	switch admin {
+	case "true":
+		admin = "up"
+	case "false":
+		admin = "down"
+	}
+	return instance{i.Name, i.PNode, admin, map[bool]string{true: "Y", false: "N"}[i.Oper], i.Status}
 }
 
 // countJobs counts the jobs with that summary and status.
@@ -224,8 +240,15 @@ func addInstance(t testing.TB, name string, on *node) {
 // five attempts that it never saw succeed).
 func ensureRunning(t testing.TB, name string) {
 	t.Helper()
-	if status(t, name) != "running" {
-		master.run(t, "gnt-instance", "startup", "--force", name)
+	if rapiInstance(t, name).Status != "running" {
+		since := lastJob(t)
+		master.run(t, "curl", "-sSfk", "-u", rapiUser+":"+rapiPass, "-X", "PUT", "-H", "Content-Type: application/json", "-d", "{}",
+			"https://127.0.0.1:5080/2/instances/"+name+"/startup?force=1")
+		js := waitJobs(t, since)
+		checkJobs(t, js, nil)
+		if got := rapiInstance(t, name); got.Status != "running" {
+			t.Fatalf("forced start for the next trial: %v (jobs %v)", got, js)
+		}
 	}
 	master.run(t, "sh", "-c", "rm -f /var/lib/ganeti/watcher.*.data")
 }

@@ -160,7 +160,7 @@ func testSingleNodePoweroff(t *testing.T) {
 	since := lastJob(t)
 	node1.run(t, "xl", "sim", "poweroff", "s1.example.com")
 	runWatchers(t, node1)
-	waitIdle(t, since)
+	waitJobs(t, since)
 	if got := instances(t)["s1.example.com"]; got.Status != "ADMIN_down" {
 		t.Errorf("after a user poweroff and a watcher run: %v, want ADMIN_down", got)
 	}
@@ -185,7 +185,7 @@ func testStopRebootRemove(t *testing.T) {
 		t.Helper()
 		since := lastJob(t)
 		runWatchers(t, node1)
-		waitIdle(t, since)
+		waitJobs(t, since)
 		got := instances(t)[name]
 		if got.Status != wantStatus {
 			t.Errorf("after %s and a watcher run: %v, want %s", op, got, wantStatus)
@@ -242,9 +242,10 @@ func poweroffTrial(t *testing.T, name string, on *node) raceResult {
 	since := lastJob(t)
 	on.run(t, "xl", "sim", "poweroff", name)
 	runWatchers(t, node1, node2)
-	waitIdle(t, since)
-	got := instances(t)[name]
-	js := jobsAfter(t, since)
+	// RAPI, not gnt-*: a Python start per query would double a trial's
+	// time on two loaded cores. The series ends with gnt-instance list.
+	js := waitJobs(t, since)
+	got := rapiInstance(t, name)
 	// The start pre hook may refuse the watcher's stale restart: the job
 	// fails with HooksAbort and the watcher counts a failed attempt.
 	checkJobs(t, js, map[string]string{"INSTANCE_STARTUP(" + name + ")": "error"})
@@ -287,12 +288,17 @@ func testPoweroffRace(t *testing.T) {
 	for _, c := range cases {
 		counts := map[raceResult]int{}
 		start := time.Now()
+		var last raceResult
 		for i := 0; i < n; i++ {
-			counts[poweroffTrial(t, c.name, c.node)]++
+			last = poweroffTrial(t, c.name, c.node)
+			counts[last]++
 		}
 		line := fmt.Sprintf("user poweroff on %s (%s): undone %d/%d, held %d, other %d (%.1fs per trial)",
 			c.node.name, map[bool]string{true: "master", false: "not master"}[c.node == master],
 			counts[undone], n, counts[held], counts[other], time.Since(start).Seconds()/float64(n))
+		if got := instances(t)[c.name]; got.Status != map[raceResult]string{held: "ADMIN_down", undone: "running"}[last] {
+			t.Errorf("gnt-instance list after the last trial: %v, the trial found it %v", got, map[raceResult]string{held: "held", undone: "undone", other: "other"}[last])
+		}
 		summary = append(summary, line)
 		fmt.Println("itest: race:", line)
 		if counts[undone] != 0 {
@@ -314,7 +320,7 @@ func testCrashOnOtherNode(t *testing.T) {
 	since := lastJob(t)
 	node2.run(t, "xl", "sim", "crash", name)
 	runWatchers(t, node1, node2)
-	waitIdle(t, since)
+	waitJobs(t, since)
 	got := instances(t)[name]
 	d, ok := node2.domains(t)[name]
 	if got.Status != "running" || !ok || !d.alive() || d.ID == before.ID {
@@ -347,7 +353,7 @@ func testFailoverMigrate(t *testing.T) {
 		master.run(t, append(append([]string{"gnt-instance"}, op.args...), name)...)
 		since := lastJob(t)
 		runWatchers(t, node1, node2)
-		waitIdle(t, since)
+		waitJobs(t, since)
 		got := instances(t)[name]
 		if got.Status != "running" || got.PNode != op.to.name {
 			t.Errorf("after %s and a watcher round: %v", desc, got)
@@ -385,7 +391,7 @@ func testAddBesidePreserved(t *testing.T) {
 	}
 	// Only node2's watcher: the mark-down, not the race, is under test.
 	runWatchers(t, node2)
-	waitIdle(t, since)
+	waitJobs(t, since)
 	all := instances(t)
 	if all[off].Status != "ADMIN_down" || all[added].Status != "running" {
 		t.Errorf("after node2's watcher: %v; %v", all[off], all[added])
@@ -410,7 +416,7 @@ func testForcedStart(t *testing.T) {
 		if c.markedDown {
 			since := lastJob(t)
 			runWatchers(t, c.node)
-			waitIdle(t, since)
+			waitJobs(t, since)
 			if got := instances(t)[c.name]; got.Status != "ADMIN_down" {
 				t.Errorf("%s: not marked down before the start: %v", c.name, got)
 				continue
@@ -423,7 +429,7 @@ func testForcedStart(t *testing.T) {
 			t.Errorf("%s: after startup --force: %v, domain %v (found %v)", c.name, got, d, ok)
 		}
 		runWatchers(t, node1, node2)
-		waitIdle(t, since)
+		waitJobs(t, since)
 		if got := instances(t)[c.name]; got.Status != "running" {
 			t.Errorf("%s: the watchers after a forced start: %v", c.name, got)
 		}
