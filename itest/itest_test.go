@@ -151,6 +151,7 @@ func TestRealGaneti(t *testing.T) {
 	step("two/failover-migrate", testFailoverMigrate)
 	step("two/add-beside-preserved", testAddBesidePreserved)
 	step("two/forced-start", testForcedStart)
+	step("two/operator-start-after-mark-down", testOperatorStartAfterMarkDown)
 }
 
 // Reference: doc/design.md, "Why each part exists" 3. On one node the
@@ -436,4 +437,34 @@ func testForcedStart(t *testing.T) {
 		checkJobs(t, jobsAfter(t, since), nil)
 		checkNoLiveDestroy(t)
 	}
+}
+
+// Reference: doc/design.md, "The start guard", row 5 and its first
+// residual case: an operator's plain start right after our mark-down is
+// refused once, with a message that says how to start it, and the start
+// repeated works.
+func testOperatorStartAfterMarkDown(t *testing.T) {
+	const name = "m1.example.com"
+	ensureRunning(t, name)
+	node1.run(t, "xl", "sim", "poweroff", name)
+	since := lastJob(t)
+	runWatchers(t, node1)
+	waitJobs(t, since)
+	if got := instances(t)[name]; got.Status != "ADMIN_down" {
+		t.Fatalf("not marked down: %v", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := master.output(ctx, nil, "gnt-instance", "startup", name)
+	if err == nil || !strings.Contains(err.Error(), "ganeti-userdown: not starting "+name) || !strings.Contains(err.Error(), "start it again") {
+		t.Errorf("the first plain start after the mark-down: %v (stdout %q); want the start guard's refusal", err, out)
+	}
+	if got := instances(t)[name]; got.Status != "ADMIN_down" {
+		t.Errorf("after the refused start: %v", got)
+	}
+	master.run(t, "gnt-instance", "startup", name)
+	if got := instances(t)[name]; got.Status != "running" {
+		t.Errorf("the start repeated: %v", got)
+	}
+	checkNoLiveDestroy(t)
 }
