@@ -87,7 +87,7 @@ clean:
 # in network namespaces of its own, with ganeti-userdown installed on each
 # node from `make deb` (itest/doc.go). Root only; installs nothing on the
 # machine itself (.ci/run installs the packages). ITEST_TRIALS: rounds of
-# each poweroff race (20).
+# each poweroff race (20); ITEST_TIMEOUT: torn down and failed past it (30m).
 ITEST_PACKAGES = ganeti ganeti-3.0 openssh-server socat fping iproute2 curl xen-utils-4.17
 itest: deb
 	@for p in $(ITEST_PACKAGES); do \
@@ -95,4 +95,4 @@ itest: deb
 		{ echo "make itest: $$p is not installed: apt-get install -y --no-install-recommends $(ITEST_PACKAGES)" >&2; exit 1; }; \
 	done
 	ITEST_DEB=$(CURDIR)/dist/ganeti-userdown_$(DEB_VERSION)_$$(dpkg --print-architecture).deb \
-		$(GO) test -tags itest -count=1 -timeout 14m -v ./itest/
+		$(GO) test -tags itest -count=1 -timeout 60m -v ./itest/

@@ -78,6 +78,18 @@ func testMain(m *testing.M) int {
 		os.Exit(1)
 	}()
 
+	// go test's own -timeout would panic past the teardown: this one
+	// tears down first.
+	limit := 30 * time.Minute
+	if v := os.Getenv("ITEST_TIMEOUT"); v != "" {
+		if limit, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintf(os.Stderr, "itest: ITEST_TIMEOUT=%q: %v\n", v, err)
+			return 1
+		}
+	}
+	watchdog := time.AfterFunc(limit, func() { sigs <- timeoutSignal{limit} })
+	defer watchdog.Stop()
+
 	code := 1
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -101,6 +113,13 @@ func testMain(m *testing.M) int {
 	fmt.Printf("itest: %.1fs in all\n", time.Since(start).Seconds())
 	return code
 }
+
+// timeoutSignal is the suite running past ITEST_TIMEOUT, handled like an
+// interrupt.
+type timeoutSignal struct{ limit time.Duration }
+
+func (s timeoutSignal) String() string { return fmt.Sprintf("running past ITEST_TIMEOUT=%v", s.limit) }
+func (timeoutSignal) Signal()          {}
 
 // haveTool looks for a command in PATH and in the sbin directories, which
 // a non-login root shell may lack in PATH.
