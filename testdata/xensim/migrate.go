@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"time"
-
-	"ganeti-userdown/internal/xen"
 )
 
 // Migration between two simulated nodes (each its own XENSIM_STATE), over
@@ -33,7 +31,7 @@ const migrationSuffix = "--migratedaway"
 
 // migrate is `xl migrate [-s SSHCMD] [-C CFG] [-e] [--debug] DOM HOST`.
 func (s *sim) migrate(args []string) error {
-	if s.flavour != xen.XL {
+	if s.flavour != flavourXL {
 		return fail(1, "xensim: migrate is simulated for xl only\n")
 	}
 	o, rest, err := s.opts(args, "s:C:eFp", map[string]byte{"debug": 'd'})
