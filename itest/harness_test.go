@@ -56,7 +56,8 @@ var (
 	nodes = []*node{node1, node2}
 )
 
-const masterIP = "198.51.100.100"
+// suiteInstances are the instances the scenarios create.
+var suiteInstances = []string{"s1.example.com", "m1.example.com", "o2.example.com", "a2.example.com"}
 
 func (n *node) String() string { return n.name }
 func (n *node) netns() string  { return "udit-" + n.id }
@@ -353,7 +354,12 @@ func hostSnapshot() map[string]string {
 	for _, p := range []string{"/etc/hosts", "/etc/hostname", "/etc/default/ganeti", "/usr/lib/xen-common/bin/xen-utils-wrapper", "/root/.bashrc", "/root/.profile"} {
 		snap[p] = fileDigest(p)
 	}
-	for _, dir := range []string{"/var/lib/ganeti", "/etc/ganeti", "/var/log/ganeti", "/etc/xen", "/root/.ssh", "/run/ganeti", "/run/lock", "/var/lib/ganeti-userdown", "/usr/lib/ganeti-userdown", "/usr/share/ganeti/os", "/srv/ganeti"} {
+	// /etc/xen: only this suite's instances (other tests on the machine
+	// write configs there).
+	for _, name := range suiteInstances {
+		snap["/etc/xen/"+name] = fileDigest("/etc/xen/" + name)
+	}
+	for _, dir := range []string{"/var/lib/ganeti", "/etc/ganeti", "/var/log/ganeti", "/root/.ssh", "/run/ganeti", "/run/lock", "/var/lib/ganeti-userdown", "/usr/lib/ganeti-userdown", "/usr/share/ganeti/os", "/srv/ganeti"} {
 		var lines []string
 		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
