@@ -10,7 +10,7 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
 LDFLAGS  := -X ganeti-userdown/internal/version.Version=$(VERSION)
-BINARIES := userdown-hvconfig userdown-hook userdown-detect userdown-destroy
+BINARIES := userdown-hvconfig userdown-hook userdown-detect userdown-destroy userdown-watchd
 # The toolstack shim /usr/sbin/xl links to (no options, no manual page).
 SHIM     := userdown-shim
 FUZZTIME ?= 5s

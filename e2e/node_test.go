@@ -95,7 +95,7 @@ func newNodeAt(t testing.TB, version string, flavour xen.Flavour, instances []in
 	}
 	st := ganetifake.State{
 		Cluster:   ganetifake.ClusterInfo{Name: "cluster.example.com", Master: nodeName, Version: version},
-		Toolstack: ganetifake.Toolstack{Command: n.sim, Env: n.simEnv},
+		Toolstack: ganetifake.Toolstack{Command: n.sim, Env: n.simEnv, ConfigDir: n.xenDir},
 	}
 	for _, in := range instances {
 		pnode := in.pnode
@@ -245,6 +245,7 @@ func (n *node) watcher() []string {
 		"USERDOWN_DETECT="+n.detect, "USERDOWN_DESTROY="+n.destroy,
 		"USERDOWN_WATCHER_LOCK="+filepath.Join(n.dir, "watcher.lock"),
 		"USERDOWN_WATCHER_LOG="+n.hookLog, "USERDOWN_WATCHER_TIMEOUT=60",
+		"USERDOWN_WATCHD=", // the daemon is started by the tests that want it
 	)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		n.t.Fatalf("watcher hook: %v: %s", err, out)

@@ -106,12 +106,14 @@ func TestRandomized(t *testing.T) {
 	defer reboots.Wait()
 
 	checked := map[int64]bool{}
+	// Only mark-downs are judged here: the crash restarts that
+	// ganeti-userdown also submits (OP_INSTANCE_STARTUP) name it too.
 	unlisted := 0
 	var shimRuns []span // the test's own shutdowns through the shim
 	checkJobs := func(step int) {
 		var fresh []ganetifake.Job
 		for _, j := range n.rapi.State().Jobs {
-			if !checked[j.ID] && fromUserdown(j) && ganetiJobDone(j) {
+			if !checked[j.ID] && j.OpID == "OP_INSTANCE_SHUTDOWN" && fromUserdown(j) && ganetiJobDone(j) {
 				fresh = append(fresh, j)
 			}
 		}

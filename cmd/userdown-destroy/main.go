@@ -38,6 +38,12 @@ instance Ganeti still wants up is never destroyed here: its mark-down job
 does that. Every domain is re-read by domid right before and skipped when
 its uuid, name or state changed.
 
+After destroying a crashed or watchdog-stopped domain of an instance that
+Ganeti still wants up (asked again: admin state up, not held by a job,
+policy not ignore, no intent), it starts the instance through Ganeti and
+waits for the job, so that a crash is back in seconds rather than at the
+watcher's next restart pass.
+
 Reaper mode (--reap DOMID --uuid UUID): wait up to --wait for that one
 domain, whose shutdown Ganeti or an operator asked for, to reach its
 preserved shutdown, destroy it and exit; exit without acting if it
@@ -142,18 +148,18 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	defer lock.Unlock()
 
-	res, err := watcher.Node(ctx, src)
+	rep, failed, err := watcher.Run(ctx, src, x, watcher.RunOptions{
+		Destroy: true,
+		DestroyOptions: watcher.DestroyOptions{
+			DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
+		},
+		Source:  "userdown-destroy",
+		Metrics: watcher.MetricsRecorder(cfg),
+	})
 	if err != nil {
 		log.Error(err.Error() + "; nothing changed")
 		return watcher.ExitCode(err)
 	}
-	if !c.DryRun {
-		watcher.Record(src, &res)
-	}
-	rep := res.Report
-	failed := watcher.Destroy(ctx, x, &rep, watcher.DestroyOptions{
-		DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
-	})
 	if c.JSON {
 		if code := printJSON(stdout, rep, log); code != cli.ExitOK {
 			return code

@@ -104,18 +104,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	defer lock.Unlock()
 
-	res, err := watcher.Node(ctx, src)
+	o := watcher.RunOptions{MarkDown: c.MarkDown, Source: "userdown-detect"}
+	if c.MarkDown {
+		o.Metrics = watcher.MetricsRecorder(cfg)
+	}
+	rep, failed, err := watcher.Run(ctx, src, nil, o)
 	if err != nil {
 		log.Error(err.Error() + "; nothing changed")
 		return watcher.ExitCode(err)
-	}
-	if c.MarkDown {
-		watcher.Record(src, &res)
-	}
-	rep := res.Report
-	failed := false
-	if c.MarkDown && len(rep.MarkDown) > 0 {
-		failed = watcher.MarkDown(ctx, res.Client, src, &rep)
 	}
 
 	if c.JSON {

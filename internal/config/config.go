@@ -36,6 +36,8 @@ type Config struct {
 	Policy  Policy  `toml:"policy"`
 	Crash   Crash   `toml:"crash"`
 	State   State   `toml:"state"`
+	Events  Events  `toml:"events"`
+	Metrics Metrics `toml:"metrics"`
 
 	// Path is the file the configuration was read from, or "" when only
 	// the built-in defaults apply.
@@ -127,6 +129,29 @@ type State struct {
 	IntentTTL Duration `toml:"intent_ttl"`
 }
 
+// Events configure userdown-watchd, the daemon that acts on Xen's
+// domain events instead of waiting for the next watcher run.
+type Events struct {
+	// Enabled runs the daemon; the watcher hook starts it again when it
+	// is enabled and not running.
+	Enabled bool `toml:"enabled"`
+	// XenStore is xenstored's Unix socket; empty means $XENSTORED_PATH,
+	// else /run/xenstored/socket.
+	XenStore string `toml:"xenstore"`
+	// Rescan is the interval of the full scan made even without events,
+	// so a lost event costs at most that.
+	Rescan Duration `toml:"rescan"`
+	// Debounce coalesces the events of a burst into one scan.
+	Debounce Duration `toml:"debounce"`
+}
+
+// Metrics says where the Prometheus metrics go.
+type Metrics struct {
+	// Textfile is the file node_exporter's textfile collector reads. It
+	// is written only when its directory exists; empty writes none.
+	Textfile string `toml:"textfile"`
+}
+
 // Duration is a time.Duration written in TOML as a Go duration string
 // such as "30s" or "5m".
 type Duration struct{ time.Duration }
@@ -178,6 +203,14 @@ func Default() Config {
 		State: State{
 			Dir:       "/var/lib/ganeti-userdown",
 			IntentTTL: Duration{time.Hour},
+		},
+		Events: Events{
+			Enabled:  true,
+			Rescan:   Duration{time.Minute},
+			Debounce: Duration{200 * time.Millisecond},
+		},
+		Metrics: Metrics{
+			Textfile: "/var/lib/prometheus/node-exporter/ganeti-userdown.prom",
 		},
 	}
 }
@@ -376,6 +409,18 @@ func (c *Config) Validate() error {
 
 	abs("[state] dir", c.State.Dir, false)
 	positive("[state] intent_ttl", c.State.IntentTTL)
+
+	abs("[events] xenstore", c.Events.XenStore, true)
+	if c.Events.Rescan.Duration < time.Second {
+		bad("[events] rescan", "must be at least 1s, got %q", c.Events.Rescan.Duration.String())
+	}
+	if c.Events.Debounce.Duration < 0 || c.Events.Debounce.Duration > 10*time.Second {
+		bad("[events] debounce", "must be between 0s and 10s, got %q", c.Events.Debounce.Duration.String())
+	}
+	abs("[metrics] textfile", c.Metrics.Textfile, true)
+	if c.Metrics.Textfile != "" && !strings.HasSuffix(c.Metrics.Textfile, ".prom") {
+		bad("[metrics] textfile", "must end in .prom (node_exporter reads only those), got %q", c.Metrics.Textfile)
+	}
 
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
