@@ -81,10 +81,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	parsed := cli.Parse("userdown-destroy", &c, args, stdout, stderr,
 		kong.Description(description), kong.Vars{"version": version.Version})
 	if parsed.Done {
-		if parsed.Err != nil {
-			fmt.Fprintf(stderr, "userdown-destroy: %v\n", parsed.Err)
-		}
-		return parsed.Code
+		return parsed.Finish(stderr, "userdown-destroy")
 	}
 	if c.Reap == nil && (c.UUID != "" || c.Wait != 0) {
 		fmt.Fprintln(stderr, "userdown-destroy: --uuid and --wait need --reap")

@@ -68,10 +68,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	parsed := cli.Parse("userdown-detect", &c, args, stdout, stderr,
 		kong.Description(description), kong.Vars{"version": version.Version})
 	if parsed.Done {
-		if parsed.Err != nil {
-			fmt.Fprintf(stderr, "userdown-detect: %v\n", parsed.Err)
-		}
-		return parsed.Code
+		return parsed.Finish(stderr, "userdown-detect")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-detect")
 	// SIGTERM and SIGINT stop every blocking step from here on (the run

@@ -114,10 +114,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		kong.UsageOnError(),
 	)
 	if parsed.Done {
-		if parsed.Err != nil {
-			fmt.Fprintf(stderr, "userdown-hvconfig: %v\n", parsed.Err)
-		}
-		return parsed.Code
+		return parsed.Finish(stderr, "userdown-hvconfig")
 	}
 	level := slog.LevelInfo
 	if cmds.Verbose {

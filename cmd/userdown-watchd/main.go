@@ -75,10 +75,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	parsed := cli.Parse("userdown-watchd", &c, args, stdout, stderr,
 		kong.Description(description), kong.Vars{"version": version.Version})
 	if parsed.Done {
-		if parsed.Err != nil {
-			fmt.Fprintf(stderr, "userdown-watchd: %v\n", parsed.Err)
-		}
-		return parsed.Code
+		return parsed.Finish(stderr, "userdown-watchd")
 	}
 	if c.EnsureRunning {
 		return ensureRunning(c, stdout, stderr, getenv)

@@ -31,6 +31,15 @@ type Outcome struct {
 	Err  error
 }
 
+// Finish reports a Done outcome's error on stderr as "name: error" and
+// returns the code the program exits with.
+func (o Outcome) Finish(stderr io.Writer, name string) int {
+	if o.Err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, o.Err)
+	}
+	return o.Code
+}
+
 // exitRequest carries kong's exit out of its callback.
 type exitRequest struct{ code int }
 
