@@ -9,7 +9,7 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
 LDFLAGS  := -X ganeti-userdown/internal/version.Version=$(VERSION)
-BINARIES := userdown-hvconfig userdown-hook userdown-detect userdown-destroy
+BINARIES := userdown-hvconfig userdown-hook userdown-detect userdown-destroy userdown-watchd
 FUZZTIME ?= 5s
 # Fakes live under testdata/, which `./...` skips: name their packages.
 PKGS      = ./... $(shell find testdata -name '*.go' -printf './%h\n' 2>/dev/null | sort -u)

@@ -63,6 +63,13 @@ type instance struct {
 // ganeti-userdown's configuration. extraConfig is appended to the TOML.
 func newNode(t testing.TB, flavour xen.Flavour, instances []instance, extraConfig string) *node {
 	t.Helper()
+	return newNodeAt(t, "", flavour, instances, extraConfig)
+}
+
+// newNodeAt is newNode with a fake cluster that answers as Ganeti version
+// (one of ganetifake.Versions; "" is 3.0).
+func newNodeAt(t testing.TB, version string, flavour xen.Flavour, instances []instance, extraConfig string) *node {
+	t.Helper()
 	dir := scratchDir(t)
 	n := &node{
 		t: t, dir: dir, flavour: flavour,
@@ -87,8 +94,8 @@ func newNode(t testing.TB, flavour xen.Flavour, instances []instance, extraConfi
 		}
 	}
 	st := ganetifake.State{
-		Cluster:   ganetifake.ClusterInfo{Name: "cluster.example.com", Master: nodeName},
-		Toolstack: ganetifake.Toolstack{Command: n.sim, Env: n.simEnv},
+		Cluster:   ganetifake.ClusterInfo{Name: "cluster.example.com", Master: nodeName, Version: version},
+		Toolstack: ganetifake.Toolstack{Command: n.sim, Env: n.simEnv, ConfigDir: n.xenDir},
 	}
 	for _, in := range instances {
 		pnode := in.pnode
@@ -238,6 +245,7 @@ func (n *node) watcher() []string {
 		"USERDOWN_DETECT="+n.detect, "USERDOWN_DESTROY="+n.destroy,
 		"USERDOWN_WATCHER_LOCK="+filepath.Join(n.dir, "watcher.lock"),
 		"USERDOWN_WATCHER_LOG="+n.hookLog, "USERDOWN_WATCHER_TIMEOUT=60",
+		"USERDOWN_WATCHD=", // the daemon is started by the tests that want it
 	)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		n.t.Fatalf("watcher hook: %v: %s", err, out)
@@ -365,6 +373,14 @@ func readDir(t testing.TB, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// eachVersion runs scenario against a fake cluster of every Ganeti
+// version the fakes play.
+func eachVersion(t *testing.T, scenario func(t *testing.T, version string)) {
+	for _, v := range ganetifake.Versions {
+		t.Run(v, func(t *testing.T) { scenario(t, v) })
+	}
 }
 
 // waitFor polls cond for up to 10 seconds.

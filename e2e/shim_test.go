@@ -49,9 +49,10 @@ func copyFile(t testing.TB, from, to string) {
 }
 
 // ganetiStop stops a domain the way Ganeti's node daemon does through
-// the toolstack at path: with wait, `xl shutdown -w` (Ganeti 2.11 and
-// later); without, `xl shutdown` and then a poll of `xl list` until the
-// domain is gone or timeout passes (Ganeti up to 2.10). Then, if the
+// the toolstack at path: with wait, `xl shutdown -w` (Ganeti 2.9.2 and
+// later: lib/hypervisor/hv_xen.py _ShutdownInstance); without, `xl
+// shutdown` and then a poll of `xl list` until the domain is gone or
+// timeout passes (Ganeti 2.9.0 and 2.9.1). Then, if the
 // domain is still there, `xl destroy`. It returns how long the stop took
 // and whether the domain went away before the destroy.
 func (n *node) ganetiStop(toolstack, name string, wait bool, timeout time.Duration) (time.Duration, bool) {
@@ -83,7 +84,7 @@ func (n *node) ganetiStop(toolstack, name string, wait bool, timeout time.Durati
 
 // Reference: design.md, "Shim": "On shutdown it records a host-initiated
 // intent for the domain (by uuid); when the caller does not wait (-w
-// absent, as Ganeti before 2.11 does) it starts a detached reaper that
+// absent, as Ganeti 2.9.0 and 2.9.1 do) it starts a detached reaper that
 // destroys the domain once it is preserved, so Ganeti's shutdown finishes
 // in seconds, not after its timeout."
 func TestGanetiStopThroughShimIsReaped(t *testing.T) {
@@ -119,7 +120,11 @@ func TestGanetiStopThroughShimIsReaped(t *testing.T) {
 // intent by uuid; detect then says host-initiated and the watcher does not
 // mark the instance down.
 func TestShutdownThroughShimIsHostInitiated(t *testing.T) {
-	n := newNode(t, xen.XL, []instance{{name: "web1.example.com", admin: "up"}, {name: "db1.example.com", admin: "up"}}, "")
+	eachVersion(t, testShutdownThroughShimIsHostInitiated)
+}
+
+func testShutdownThroughShimIsHostInitiated(t *testing.T, version string) {
+	n := newNodeAt(t, version, xen.XL, []instance{{name: "web1.example.com", admin: "up"}, {name: "db1.example.com", admin: "up"}}, "")
 	shim := n.installShim()
 	n.start("web1.example.com")
 	n.start("db1.example.com")

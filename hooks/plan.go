@@ -257,39 +257,12 @@ func actions(hook string, phase Phase, r Role, name string) []Action {
 }
 
 // MaxNameLen is the longest DNS name.
-const MaxNameLen = 253
+const MaxNameLen = dnsname.MaxLen
 
-// ValidName reports whether s can be a Ganeti instance or node name: a
-// DNS name of dot-separated labels of letters, digits, '-' and '_' (Ganeti
-// accepts the underscore), each 1 to 63 long and not starting with '-',
-// at most 253 in all. Such a name is safe as a file name and as a command
-// argument: no '/', no "..", no leading '-', no space or control byte.
-func ValidName(s string) error {
-	if s == "" {
-		return errors.New("empty name")
-	}
-	if len(s) > MaxNameLen {
-		return fmt.Errorf("name of %d bytes is longer than %d", len(s), MaxNameLen)
-	}
-	for i, label := range strings.Split(s, ".") {
-		if label == "" {
-			return fmt.Errorf("%s: empty label", quoteShort(s))
-		}
-		if len(label) > 63 {
-			return fmt.Errorf("%s: label %d is longer than 63", quoteShort(s), i+1)
-		}
-		if label[0] == '-' {
-			return fmt.Errorf("%s: label starts with '-'", quoteShort(s))
-		}
-		for j := 0; j < len(label); j++ {
-			c := label[j]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return fmt.Errorf("%s: byte %q not allowed in a DNS name", quoteShort(s), c)
-			}
-		}
-	}
-	return nil
-}
+// ValidName reports whether s can be a Ganeti instance or node name (see
+// dnsname.Check, which the Ganeti client uses on the cluster's answers
+// too).
+func ValidName(s string) error { return dnsname.Check(s) }
 
 // validToken accepts hook directory names: lower-case letters, digits and
 // '-' (what Ganeti's HPATH constants are made of).

@@ -81,6 +81,7 @@ func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (fai
 			failed = true
 			log.Error("mark down failed", "instance", d.Name, "job", job.ID, "err", err)
 		}
+		res.Finished = s.Now()
 		rep.Jobs = append(rep.Jobs, res)
 	}
 	return failed

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/dnsname"
 	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/metrics"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
 )
@@ -44,4 +46,13 @@ func FromConfig(c config.Config, log *slog.Logger) (Sources, *xen.Client, error)
 		Log:           log,
 	}
 	return s, x, nil
+}
+
+// MetricsRecorder returns the recorder of the metrics configured by c:
+// the totals in the state dir, the textfile of [metrics].
+func MetricsRecorder(c config.Config) *metrics.Recorder {
+	return &metrics.Recorder{
+		StatePath: filepath.Join(c.State.Dir, "metrics.json"),
+		Textfile:  c.Metrics.Textfile,
+	}
 }

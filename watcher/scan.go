@@ -89,6 +89,9 @@ type Report struct {
 	Jobs []JobResult `json:"jobs,omitempty"`
 	// Actions are the destructions (userdown-destroy).
 	Actions []ActionResult `json:"actions,omitempty"`
+	// Starts are the crashed instances started again after their
+	// destruction (StartCrashed).
+	Starts []StartResult `json:"starts,omitempty"`
 }
 
 // JobResult is the outcome of marking one instance down.
@@ -106,6 +109,8 @@ type JobResult struct {
 	Error string `json:"error,omitempty"`
 	// Failed: this item makes the run exit 1.
 	Failed bool `json:"failed"`
+	// Finished is when the job ended (or the item was given up).
+	Finished time.Time `json:"finished,omitzero"`
 }
 
 // ActionResult is the outcome of destroying one domain.
@@ -208,6 +213,12 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 			return Result{}, &ClientError{Err: err}
 		}
 		insts, err := client.Instances(ctx, s.Node)
+		var badNames *ganeti.BadNamesError
+		if errors.As(err, &badNames) {
+			// Left out: their domains read as not-ganeti, never touched.
+			problem(err)
+			err = nil
+		}
 		if err != nil {
 			return Result{}, &UnreadableError{What: "query the instances of " + s.Node, Err: err}
 		}

@@ -66,6 +66,13 @@ func (c *fakeCluster) MarkDown(_ context.Context, r ganeti.MarkDownRequest) (gan
 	return ganeti.Job{ID: int64(100 + len(c.markedDown)), Status: "success"}, nil
 }
 
+// StartUp is not used by the scan: a call fails the run's assertions
+// through the recorded request.
+func (c *fakeCluster) StartUp(_ context.Context, r ganeti.StartUpRequest) (ganeti.Job, error) {
+	c.requests = append(c.requests, "startup "+r.Name)
+	return ganeti.Job{}, errors.New("fakeCluster: startup not expected")
+}
+
 func up(name string, tags ...string) ganeti.Instance {
 	return ganeti.Instance{Name: name, PrimaryNode: node, AdminState: ganeti.AdminUp, Tags: tags}
 }

@@ -43,6 +43,11 @@ domain, whose shutdown Ganeti or an operator asked for, to reach its
 preserved shutdown, destroy it and exit; exit without acting if it
 disappears, changes uuid or runs again.
 
+Time bounds: [cluster] timeout (default 30s) bounds each request to the
+master (each attempt: a read is tried up to 4 times), each gnt-* command
+and each job wait; [cluster] run_timeout (default 2m) bounds all of them
+together for this run. [xen] timeout bounds each toolstack call.
+
 Exit status: 0 ok, 1 some domain could not be destroyed, 2 usage or
 configuration error, 3 Xen's or the cluster's state could not be read
 (nothing was changed). A run that waited --lock-wait for another detect
@@ -52,7 +57,7 @@ exits 1 ("another run holds the lock"): the next run does the work.`
 type flags struct {
 	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
 	JSON     bool             `name:"json" help:"Print the full report as JSON."`
-	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing (the state dir included)."`
+	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing."`
 	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
 	Reap     *int             `name:"reap" placeholder:"DOMID" help:"Reaper mode: wait for this domain to reach a preserved shutdown and destroy it."`
 	UUID     string           `name:"uuid" help:"Reaper mode: the uuid the domain must still have."`
@@ -136,18 +141,18 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	defer lock.Unlock()
 
-	res, err := watcher.Node(ctx, src)
+	rep, failed, err := watcher.Run(ctx, src, x, watcher.RunOptions{
+		Destroy: true,
+		DestroyOptions: watcher.DestroyOptions{
+			DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
+		},
+		Source:  "userdown-destroy",
+		Metrics: watcher.MetricsRecorder(cfg),
+	})
 	if err != nil {
 		log.Error(err.Error() + "; nothing changed")
 		return watcher.ExitCode(err)
 	}
-	if !c.DryRun {
-		watcher.Record(src, &res)
-	}
-	rep := res.Report
-	failed := watcher.Destroy(ctx, x, &rep, watcher.DestroyOptions{
-		DryRun: c.DryRun, DumpDir: cfg.Crash.DumpDir, Keep: cfg.Crash.Keep, Now: time.Now, Log: log,
-	})
 	if c.JSON {
 		if code := printJSON(stdout, rep, log); code != cli.ExitOK {
 			return code

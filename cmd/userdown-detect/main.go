@@ -34,11 +34,14 @@ of this node's instances and one query of their locks. Shutdowns that
 Ganeti or an operator asked for (intents recorded by the hooks and the
 toolstack shim) and instances held by a Ganeti job are never marked down.
 
-Without --mark-down it only reads: the state dir is left as it was.
-
 Output: the names of the instances to mark down, one per line, sorted;
 with --json the full report (every domain with its decision and why, and
 with --mark-down each job's id and status).
+
+Time bounds: [cluster] timeout (default 30s) bounds each request to the
+master (each attempt: a read is tried up to 4 times), each gnt-* command
+and each job wait; [cluster] run_timeout (default 2m) bounds all of them
+together for this run. [xen] timeout bounds each toolstack call.
 
 Exit status: 0 ok, 1 some instance could not be marked down, 2 usage or
 configuration error, 3 Xen's or the cluster's state could not be read
@@ -84,32 +87,22 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Only a marking run writes (observations, the prune of expired
-	// intents); a plain listing is a read and changes nothing.
-	lockRun := src.Store.ReadLock
-	if c.MarkDown {
-		lockRun = src.Store.LockRun
-	}
 	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
-	lock, err := lockRun(lctx)
+	lock, err := src.Store.LockRun(lctx)
 	cancel()
 	if err != nil {
 		return watcher.LockFailed(log, err, c.LockWait)
 	}
 	defer lock.Unlock()
 
-	res, err := watcher.Node(ctx, src)
+	o := watcher.RunOptions{MarkDown: c.MarkDown, Source: "userdown-detect"}
+	if c.MarkDown {
+		o.Metrics = watcher.MetricsRecorder(cfg)
+	}
+	rep, failed, err := watcher.Run(ctx, src, nil, o)
 	if err != nil {
 		log.Error(err.Error() + "; nothing changed")
 		return watcher.ExitCode(err)
-	}
-	if c.MarkDown {
-		watcher.Record(src, &res)
-	}
-	rep := res.Report
-	failed := false
-	if c.MarkDown && len(rep.MarkDown) > 0 {
-		failed = watcher.MarkDown(ctx, res.Client, src, &rep)
 	}
 
 	if c.JSON {

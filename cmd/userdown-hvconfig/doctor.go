@@ -97,6 +97,7 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 	} else {
 		f.Master = askMaster(ctx, cfg.Cluster)
 	}
+	f.Daemon = gatherDaemon(cfg)
 	return f
 }
 

@@ -126,6 +126,7 @@ func TestDoctorOnAProtectedNode(t *testing.T) {
 	want := map[string]doctor.Status{
 		"config": doctor.OK, "shim": doctor.OK, "toolstack": doctor.OK, "hooks": doctor.OK,
 		"watcher-hook": doctor.OK, "credentials": doctor.OK, "master": doctor.OK, "domains": doctor.Warn,
+		"daemon": doctor.Warn, // no userdown-watchd on this node
 	}
 	if d := cmp.Diff(want, statuses(r)); d != "" {
 		t.Errorf("statuses (-want +got):\n%s\nreport: %+v\nstderr: %s", d, r, stderr)
@@ -167,6 +168,7 @@ func TestDoctorFindsBreakage(t *testing.T) {
 		"config": doctor.OK, "shim": doctor.Fail, "toolstack": doctor.OK, "hooks": doctor.Fail,
 		// The RAPI client itself refuses credentials others can read.
 		"watcher-hook": doctor.Fail, "credentials": doctor.Fail, "master": doctor.Fail, "domains": doctor.Warn,
+		"daemon": doctor.Warn,
 	}
 	if d := cmp.Diff(want, statuses(r)); d != "" {
 		t.Errorf("statuses (-want +got):\n%s\nreport: %+v", d, r)

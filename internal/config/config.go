@@ -32,6 +32,8 @@ type Config struct {
 	Policy  Policy  `toml:"policy"`
 	Crash   Crash   `toml:"crash"`
 	State   State   `toml:"state"`
+	Events  Events  `toml:"events"`
+	Metrics Metrics `toml:"metrics"`
 
 	// Path is the file the configuration was read from, or "" when only
 	// the built-in defaults apply.
@@ -81,8 +83,14 @@ type Cluster struct {
 	// GntInstance and GntDebug are the CLI backend's commands.
 	GntInstance string `toml:"gnt_instance"`
 	GntDebug    string `toml:"gnt_debug"`
-	// Timeout bounds every request and every job wait.
+	// Timeout bounds each request to the master (each attempt of it:
+	// reads are tried up to 4 times), each command of the cli backend and
+	// each wait for a job.
 	Timeout Duration `toml:"timeout"`
+	// RunTimeout bounds everything one run (of userdown-detect,
+	// userdown-destroy, the hooks or one pass of the event daemon) asks
+	// of the master, every attempt, retry and job wait together.
+	RunTimeout Duration `toml:"run_timeout"`
 	// SsconfDir is Ganeti's data dir, holding the ssconf_* files.
 	SsconfDir string `toml:"ssconf_dir"`
 	// ShutdownTimeout is the timeout given to Ganeti's instance shutdown
@@ -115,6 +123,29 @@ type State struct {
 	Dir string `toml:"dir"`
 	// IntentTTL is how long an intent stays live when nothing clears it.
 	IntentTTL Duration `toml:"intent_ttl"`
+}
+
+// Events configure userdown-watchd, the daemon that acts on Xen's
+// domain events instead of waiting for the next watcher run.
+type Events struct {
+	// Enabled runs the daemon; the watcher hook starts it again when it
+	// is enabled and not running.
+	Enabled bool `toml:"enabled"`
+	// XenStore is xenstored's Unix socket; empty means $XENSTORED_PATH,
+	// else /run/xenstored/socket.
+	XenStore string `toml:"xenstore"`
+	// Rescan is the interval of the full scan made even without events,
+	// so a lost event costs at most that.
+	Rescan Duration `toml:"rescan"`
+	// Debounce coalesces the events of a burst into one scan.
+	Debounce Duration `toml:"debounce"`
+}
+
+// Metrics says where the Prometheus metrics go.
+type Metrics struct {
+	// Textfile is the file node_exporter's textfile collector reads. It
+	// is written only when its directory exists; empty writes none.
+	Textfile string `toml:"textfile"`
 }
 
 // Duration is a time.Duration written in TOML as a Go duration string
@@ -156,6 +187,7 @@ func Default() Config {
 			GntInstance:     "/usr/sbin/gnt-instance",
 			GntDebug:        "/usr/sbin/gnt-debug",
 			Timeout:         Duration{30 * time.Second},
+			RunTimeout:      Duration{2 * time.Minute},
 			SsconfDir:       "/var/lib/ganeti",
 			ShutdownTimeout: Duration{10 * time.Second},
 		},
@@ -167,6 +199,14 @@ func Default() Config {
 		State: State{
 			Dir:       "/var/lib/ganeti-userdown",
 			IntentTTL: Duration{time.Hour},
+		},
+		Events: Events{
+			Enabled:  true,
+			Rescan:   Duration{time.Minute},
+			Debounce: Duration{200 * time.Millisecond},
+		},
+		Metrics: Metrics{
+			Textfile: "/var/lib/prometheus/node-exporter/ganeti-userdown.prom",
 		},
 	}
 }
@@ -306,6 +346,7 @@ func (c *Config) Validate() error {
 	abs("[cluster] gnt_debug", c.Cluster.GntDebug, false)
 	abs("[cluster] ssconf_dir", c.Cluster.SsconfDir, false)
 	positive("[cluster] timeout", c.Cluster.Timeout)
+	positive("[cluster] run_timeout", c.Cluster.RunTimeout)
 	if c.Cluster.ShutdownTimeout.Duration < time.Second {
 		bad("[cluster] shutdown_timeout", "must be at least 1s (0 means no timeout to Ganeti 3.x and destroy at once to 2.9), got %q", c.Cluster.ShutdownTimeout.Duration.String())
 	} else if c.Cluster.ShutdownTimeout.Duration%time.Second != 0 {
@@ -324,6 +365,18 @@ func (c *Config) Validate() error {
 
 	abs("[state] dir", c.State.Dir, false)
 	positive("[state] intent_ttl", c.State.IntentTTL)
+
+	abs("[events] xenstore", c.Events.XenStore, true)
+	if c.Events.Rescan.Duration < time.Second {
+		bad("[events] rescan", "must be at least 1s, got %q", c.Events.Rescan.Duration.String())
+	}
+	if c.Events.Debounce.Duration < 0 || c.Events.Debounce.Duration > 10*time.Second {
+		bad("[events] debounce", "must be between 0s and 10s, got %q", c.Events.Debounce.Duration.String())
+	}
+	abs("[metrics] textfile", c.Metrics.Textfile, true)
+	if c.Metrics.Textfile != "" && !strings.HasSuffix(c.Metrics.Textfile, ".prom") {
+		bad("[metrics] textfile", "must end in .prom (node_exporter reads only those), got %q", c.Metrics.Textfile)
+	}
 
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))

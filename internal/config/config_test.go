@@ -88,6 +88,12 @@ func TestBadInputNamesFileAndKey(t *testing.T) {
 		{"wrong type", "[crash]\nkeep = \"three\"\n", []string{"bad.toml", "keep"}},
 		{"keep zero", "[crash]\nkeep = 0\n", []string{"[crash] keep"}},
 		{"http url", "[cluster]\nrapi_url = \"http://m:5080\"\n", []string{"[cluster] rapi_url"}},
+		{"relative xenstore", "[events]\nxenstore = \"socket\"\n", []string{"[events] xenstore", "absolute"}},
+		{"rescan too short", "[events]\nrescan = \"10ms\"\n", []string{"[events] rescan", "10ms"}},
+		{"negative debounce", "[events]\ndebounce = \"-1s\"\n", []string{"[events] debounce"}},
+		{"enabled not a bool", "[events]\nenabled = \"yes\"\n", []string{"bad.toml", "enabled"}},
+		{"textfile not .prom", "[metrics]\ntextfile = \"/var/lib/x.txt\"\n", []string{"[metrics] textfile", ".prom"}},
+		{"relative textfile", "[metrics]\ntextfile = \"x.prom\"\n", []string{"[metrics] textfile", "absolute"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("bad.toml", []byte(tc.doc))
@@ -148,5 +154,26 @@ func TestLoadFrom(t *testing.T) {
 	}
 	if _, err := LoadFrom(filepath.Join(t.TempDir(), "absent.toml"), func(string) string { return "" }); err == nil {
 		t.Error("LoadFrom(absent flag): no error")
+	}
+}
+
+func TestEventsAndMetrics(t *testing.T) {
+	d := Default()
+	if !d.Events.Enabled || d.Events.XenStore != "" || d.Events.Rescan.Duration != time.Minute || d.Events.Debounce.Duration <= 0 {
+		t.Errorf("[events] defaults: %+v", d.Events)
+	}
+	if d.Metrics.Textfile != "/var/lib/prometheus/node-exporter/ganeti-userdown.prom" {
+		t.Errorf("[metrics] textfile default %q", d.Metrics.Textfile)
+	}
+	c, err := Parse("e.toml", []byte("[events]\nenabled = false\nxenstore = \"/run/x/socket\"\nrescan = \"5m\"\ndebounce = \"0s\"\n[metrics]\ntextfile = \"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Events{Enabled: false, XenStore: "/run/x/socket", Rescan: Duration{5 * time.Minute}, Debounce: Duration{0}}
+	if diff := cmp.Diff(want, c.Events); diff != "" {
+		t.Errorf("[events] (-want +got):\n%s", diff)
+	}
+	if c.Metrics.Textfile != "" {
+		t.Errorf("an empty textfile turns the metrics off, got %q", c.Metrics.Textfile)
 	}
 }

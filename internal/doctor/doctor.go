@@ -161,6 +161,9 @@ type Facts struct {
 	// not be listed.
 	Domains    []Domain
 	DomainsErr string
+
+	// Daemon is what was found about userdown-watchd.
+	Daemon DaemonFacts
 }
 
 // Check runs every check over f.
@@ -174,6 +177,7 @@ func Check(f Facts) Report {
 	rs = append(rs, checkCredentials(f))
 	rs = append(rs, checkMaster(f))
 	rs = append(rs, checkDomains(f))
+	rs = append(rs, checkDaemon(f))
 	r := Report{OK: true, Checks: rs}
 	for _, c := range rs {
 		if c.Status == Fail {

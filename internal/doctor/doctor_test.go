@@ -40,6 +40,7 @@ func healthy() Facts {
 			{Name: "db1", ID: 4, Alive: true, Actions: map[string]string{"on_poweroff": "preserve", "on_crash": "preserve", "on_reboot": "restart"}},
 		},
 	}
+	f.Daemon = runningDaemon()
 	for _, d := range HookDirs {
 		f.Hooks = append(f.Hooks, File{Path: path.Join("/etc/ganeti/hooks", d, HookName), Exists: true, Link: "/usr/sbin/userdown-hook", Resolved: true, Regular: true, Perm: 0o755})
 	}
@@ -64,6 +65,7 @@ func TestHealthyNode(t *testing.T) {
 	want := []line{
 		{"config", OK}, {"shim", OK}, {"toolstack", OK}, {"hooks", OK},
 		{"watcher-hook", OK}, {"credentials", OK}, {"master", OK}, {"domains", OK},
+		{"daemon", OK},
 	}
 	if d := cmp.Diff(want, lines(r)); d != "" {
 		t.Errorf("checks (-want +got):\n%s\n%s", d, r.Text())
@@ -207,7 +209,7 @@ func TestReportJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.OK || len(back.Checks) != 8 || back.Checks[4].Check != "watcher-hook" || back.Checks[4].Status != "fail" || back.Checks[4].Fix == "" {
+	if back.OK || len(back.Checks) != 9 || back.Checks[4].Check != "watcher-hook" || back.Checks[4].Status != "fail" || back.Checks[4].Fix == "" {
 		t.Errorf("JSON report: %s", b)
 	}
 }

@@ -182,7 +182,7 @@ func TestCapturedValues(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Lock{Name: "instance/inst2.example.com", Mode: "exclusive", Owners: []string{"27"}, Pending: []string{"28"}}
+		want := Lock{Name: "instance/inst2.example.com", Mode: "exclusive", Owners: []LockHolder{{"27", 27}}, Pending: []LockHolder{{"28", 28}}}
 		if d := cmp.Diff(want, l[len(l)-1]); d != "" {
 			t.Errorf("lock (-want +got):\n%s", d)
 		}

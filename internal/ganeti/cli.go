@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ganeti-userdown/internal/dnsname"
 )
 
 // CLIOptions configure the CLI backend.
@@ -19,15 +21,19 @@ type CLIOptions struct {
 	// ShutdownTimeout is given to gnt-instance shutdown --timeout:
 	// positive whole seconds (default 10s).
 	ShutdownTimeout time.Duration
-	// Timeout bounds every command, the mark-down job wait included
-	// (default 30s).
+	// Timeout bounds each command, the job wait of gnt-instance shutdown
+	// and startup included (default 30s).
 	Timeout time.Duration
+	// RunTimeout bounds all of the client's commands in one run together
+	// (default DefaultRunTimeout). The client's first call starts it.
+	RunTimeout time.Duration
 }
 
 // CLI is the Client that runs Ganeti's gnt-instance and gnt-debug. It
 // works only on the master node.
 type CLI struct {
-	o CLIOptions
+	o   CLIOptions
+	run *budget
 }
 
 var _ Client = (*CLI)(nil)
@@ -49,7 +55,11 @@ func NewCLI(o CLIOptions) (*CLI, error) {
 	if _, err := shutdownSeconds(o.ShutdownTimeout); err != nil {
 		return nil, fmt.Errorf("cli backend: %w", err)
 	}
-	return &CLI{o: o}, nil
+	run, err := newBudget(o.RunTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("cli backend: %w", err)
+	}
+	return &CLI{o: o, run: run}, nil
 }
 
 // cliSep separates output fields. Ganeti does not escape separators in
@@ -69,9 +79,9 @@ func (e *CommandError) Error() string {
 	return fmt.Sprintf("%s: exit %d: %s", strings.Join(e.Args, " "), e.ExitCode, strings.TrimSpace(e.Output))
 }
 
-// run runs one command bounded by Timeout. stdout and stderr are kept
+// exec runs one command bounded by Timeout (and the run's budget). stdout and stderr are kept
 // apart unless combined is set.
-func (c *CLI) run(ctx context.Context, combined bool, args ...string) (stdout, stderr []byte, err error) {
+func (c *CLI) exec(ctx context.Context, combined bool, args ...string) (stdout, stderr []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -87,7 +97,7 @@ func (c *CLI) run(ctx context.Context, combined bool, args ...string) (stdout, s
 		return out.Bytes(), errb.Bytes(), nil
 	}
 	if ctx.Err() != nil {
-		return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: no answer within %s: %w", strings.Join(args, " "), c.o.Timeout, ctx.Err())
+		return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: no answer within %s: %w", strings.Join(args, " "), c.o.Timeout, ctxErr(ctx))
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -116,8 +126,10 @@ func (c *CLI) Instances(ctx context.Context, node string) ([]Instance, error) {
 	if node == "" || strings.ContainsAny(node, "\"\\\n") {
 		return nil, fmt.Errorf("cli backend: bad node name %q", node)
 	}
+	ctx, cancel := c.run.context(ctx)
+	defer cancel()
 	args := InstanceListArgs(c.o.GntInstance, node)
-	out, _, err := c.run(ctx, false, args...)
+	out, _, err := c.exec(ctx, false, args...)
 	var ce *CommandError
 	if err != nil && !(errors.As(err, &ce) && ce.ExitCode == exitUnknownField) {
 		return nil, err
@@ -126,7 +138,7 @@ func (c *CLI) Instances(ctx context.Context, node string) ([]Instance, error) {
 	if perr != nil {
 		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), perr)
 	}
-	return onNode(all, node), nil
+	return checkNames(onNode(all, node))
 }
 
 // Result status markers gnt-* print in place of a value.
@@ -191,8 +203,10 @@ func (c *CLI) Locked(ctx context.Context, names []string) (map[string]bool, erro
 	if len(names) == 0 {
 		return map[string]bool{}, nil
 	}
+	ctx, cancel := c.run.context(ctx)
+	defer cancel()
 	args := LockListArgs(c.o.GntDebug)
-	out, _, err := c.run(ctx, false, args...)
+	out, _, err := c.exec(ctx, false, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +219,10 @@ func (c *CLI) Locked(ctx context.Context, names []string) (map[string]bool, erro
 
 // ParseLockList parses `gnt-debug locks --no-headers --separator=| -o
 // name,mode,owner,pending`: "-" for none, owners comma-separated, pending
-// as "mode:id,id" groups joined by ", ".
+// as "mode:owner,owner" groups joined by ", " (lib/client/gnt_debug.py
+// ListLocks, the same in 2.9 to 3.0). Owners are job ids, thread names or
+// quoted client names depending on the version (see LockHolder); 2.9 to
+// 2.11 list every lock, free ones as "name|-|-|-".
 func ParseLockList(out []byte) ([]Lock, error) {
 	var res []Lock
 	for n, line := range strings.Split(string(out), "\n") {
@@ -224,24 +241,26 @@ func ParseLockList(out []byte) ([]Lock, error) {
 			l.Mode = f[1]
 		}
 		if f[2] != "-" {
-			for _, id := range strings.Split(f[2], ",") {
-				if _, err := strconv.ParseInt(id, 10, 64); err != nil {
-					return nil, fmt.Errorf("line %d: owner %q is not a job id", n+1, id)
+			for _, o := range strings.Split(f[2], ",") {
+				h, err := ParseLockHolder(o)
+				if err != nil {
+					return nil, fmt.Errorf("line %d: owner %q: %w", n+1, f[2], err)
 				}
-				l.Owners = append(l.Owners, id)
+				l.Owners = append(l.Owners, h)
 			}
 		}
 		if f[3] != "-" {
 			for _, grp := range strings.Split(f[3], ", ") {
-				mode, ids, ok := strings.Cut(grp, ":")
+				mode, names, ok := strings.Cut(grp, ":")
 				if !ok || mode == "" {
-					return nil, fmt.Errorf("line %d: pending %q is not mode:jobs", n+1, grp)
+					return nil, fmt.Errorf("line %d: pending %q is not mode:owners", n+1, grp)
 				}
-				for _, id := range strings.Split(ids, ",") {
-					if _, err := strconv.ParseInt(id, 10, 64); err != nil {
-						return nil, fmt.Errorf("line %d: pending %q is not a job id", n+1, id)
+				for _, o := range strings.Split(names, ",") {
+					h, err := ParseLockHolder(o)
+					if err != nil {
+						return nil, fmt.Errorf("line %d: pending %q: %w", n+1, grp, err)
 					}
-					l.Pending = append(l.Pending, id)
+					l.Pending = append(l.Pending, h)
 				}
 			}
 		}
@@ -273,28 +292,67 @@ var (
 // short gap between the lock listing and the submission waits for it and
 // then runs. The RAPI backend closes that gap; prefer it.
 func (c *CLI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
-	if req.Name == "" || strings.HasPrefix(req.Name, "-") || strings.ContainsAny(req.Name, " \t\n") {
-		return Job{}, fmt.Errorf("cli backend: mark down: bad instance name %q", req.Name)
-	}
 	secs, err := shutdownSeconds(c.o.ShutdownTimeout)
 	if err != nil {
 		return Job{}, err
 	}
-	locked, err := c.Locked(ctx, []string{req.Name})
+	return c.submit(ctx, "mark down", "shutdown", req.Name, func() []string {
+		return ShutdownArgs(c.o.GntInstance, secs, reasonText(req.Reason, markDownReason), req.Name)
+	})
+}
+
+// StartUpArgs is the gnt-instance startup command line.
+func StartUpArgs(gntInstance, reason, name string) []string {
+	return []string{gntInstance, "startup", "--reason=" + reason, name}
+}
+
+// StartUp runs gnt-instance startup, which submits Ganeti's job and waits
+// for it, bounded by Timeout. As for MarkDown, the locks are listed right
+// before and the start is deferred (ErrJobDeferred, nothing submitted)
+// while a job holds or waits for instance/<name>: a start queued behind an
+// administrator's shutdown would undo it.
+func (c *CLI) StartUp(ctx context.Context, req StartUpRequest) (Job, error) {
+	return c.submit(ctx, "start", "startup", req.Name, func() []string {
+		return StartUpArgs(c.o.GntInstance, reasonText(req.Reason, startUpReason), req.Name)
+	})
+}
+
+// submit checks the instance lock, then runs the gnt-instance command
+// args builds (verb names it in messages) and reads its job.
+func (c *CLI) submit(ctx context.Context, what, verb, name string, args func() []string) (Job, error) {
+	if err := dnsname.Check(name); err != nil {
+		return Job{}, fmt.Errorf("cli backend: %s: bad instance name: %w", what, err)
+	}
+	locked, err := c.Locked(ctx, []string{name})
 	if err != nil {
-		return Job{}, fmt.Errorf("mark down %s: lock check before submitting: %w", req.Name, err)
+		return Job{}, fmt.Errorf("%s %s: lock check before submitting: %w", what, name, err)
 	}
-	if locked[req.Name] {
-		return Job{}, fmt.Errorf("mark down %s: a job holds or waits for instance/%s, nothing submitted: %w", req.Name, req.Name, ErrJobDeferred)
+	if locked[name] {
+		return Job{}, fmt.Errorf("%s %s: a job holds or waits for instance/%s, nothing submitted: %w", what, name, name, ErrJobDeferred)
 	}
-	args := ShutdownArgs(c.o.GntInstance, secs, reasonText(req.Reason), req.Name)
-	out, _, err := c.run(ctx, true, args...)
-	return ParseShutdownOutput(req.Name, out, err)
+	ctx, cancel := c.run.context(ctx)
+	defer cancel()
+	out, _, err := c.exec(ctx, true, args()...)
+	return parseJobOutput(what, "gnt-instance "+verb, name, out, err)
 }
 
 // ParseShutdownOutput turns the output of gnt-instance shutdown (stdout
 // and stderr together) and its error into MarkDown's result.
 func ParseShutdownOutput(name string, out []byte, runErr error) (Job, error) {
+	return parseJobOutput("mark down", "gnt-instance shutdown", name, out, runErr)
+}
+
+// ParseStartUpOutput turns the output of gnt-instance startup (stdout and
+// stderr together) and its error into StartUp's result.
+func ParseStartUpOutput(name string, out []byte, runErr error) (Job, error) {
+	return parseJobOutput("start", "gnt-instance startup", name, out, runErr)
+}
+
+// parseJobOutput reads the output of a gnt-instance command that submits
+// one job and waits for it ("Waiting for job N for NAME ...", then
+// nothing or "Job N for NAME has failed: ..."). what names the action and
+// command the command in errors.
+func parseJobOutput(what, command, name string, out []byte, runErr error) (Job, error) {
 	var job Job
 	if m := waitingRe.FindSubmatch(out); m != nil {
 		job.ID, _ = strconv.ParseInt(string(m[1]), 10, 64)
@@ -306,22 +364,22 @@ func ParseShutdownOutput(name string, out []byte, runErr error) (Job, error) {
 		job.Status = JobSuccess
 		return job, nil
 	case runErr == nil:
-		return job, fmt.Errorf("mark down %s: gnt-instance shutdown printed no job: %q", name, strings.TrimSpace(text))
+		return job, fmt.Errorf("%s %s: %s printed no job: %q", what, name, command, strings.TrimSpace(text))
 	case errors.Is(runErr, ErrNotMaster):
-		return job, fmt.Errorf("mark down %s: %w", name, runErr)
+		return job, fmt.Errorf("%s %s: %w", what, name, runErr)
 	case errors.Is(runErr, context.DeadlineExceeded) && job.ID != 0:
-		return job, fmt.Errorf("mark down %s: job %d still running: %w: %v", name, job.ID, ErrJobUnfinished, runErr)
+		return job, fmt.Errorf("%s %s: job %d still running: %w: %v", what, name, job.ID, ErrJobUnfinished, runErr)
 	case strings.Contains(text, "Selection filter does not match any instances") ||
 		strings.Contains(text, "not known") && job.ID == 0:
-		return job, fmt.Errorf("mark down %s: %w: %v", name, ErrInstanceGone, runErr)
+		return job, fmt.Errorf("%s %s: %w: %v", what, name, ErrInstanceGone, runErr)
 	}
 	if m := failedRe.FindStringSubmatch(text); m != nil {
 		job.Status = JobError
 		job.Error = strings.TrimSpace(m[2])
 		if strings.Contains(job.Error, "not known") {
-			return job, fmt.Errorf("mark down %s: job %d: %w: %s", name, job.ID, ErrInstanceGone, job.Error)
+			return job, fmt.Errorf("%s %s: job %d: %w: %s", what, name, job.ID, ErrInstanceGone, job.Error)
 		}
-		return job, fmt.Errorf("mark down %s: job %d error: %w: %s", name, job.ID, ErrJobFailed, job.Error)
+		return job, fmt.Errorf("%s %s: job %d error: %w: %s", what, name, job.ID, ErrJobFailed, job.Error)
 	}
-	return job, fmt.Errorf("mark down %s: %w", name, runErr)
+	return job, fmt.Errorf("%s %s: %w", what, name, runErr)
 }

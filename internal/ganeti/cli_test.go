@@ -48,10 +48,10 @@ func TestParseCapturedLockLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Lock{
-		{Name: "cluster/BGL", Mode: "shared", Owners: []string{"27", "28"}},
+		{Name: "cluster/BGL", Mode: "shared", Owners: []LockHolder{{"27", 27}, {"28", 28}}},
 		{Name: "cluster/[lockset]"},
 		{Name: "instance/[lockset]"},
-		{Name: "instance/inst2.example.com", Mode: "exclusive", Owners: []string{"27"}, Pending: []string{"28"}},
+		{Name: "instance/inst2.example.com", Mode: "exclusive", Owners: []LockHolder{{"27", 27}}, Pending: []LockHolder{{"28", 28}}},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("locks (-want +got):\n%s", d)
@@ -60,7 +60,7 @@ func TestParseCapturedLockLists(t *testing.T) {
 	if got, err := ParseLockList([]byte(out)); err != nil || len(got) != 0 {
 		t.Errorf("idle: %+v %v", got, err)
 	}
-	for _, bad := range []string{"instance/a|exclusive", "instance/a|exclusive|x|-", "instance/a|exclusive|1|28", "|-|-|-"} {
+	for _, bad := range []string{"instance/a|exclusive", "instance/a|exclusive|1|28", "|-|-|-", "instance/a|exclusive|1,|-", "instance/a|-|-|exclusive:"} {
 		if got, err := ParseLockList([]byte(bad)); err == nil {
 			t.Errorf("%q accepted as %+v", bad, got)
 		}
@@ -150,7 +150,7 @@ func TestCLICommandLines(t *testing.T) {
 		t.Errorf("locks (-want +got):\n%s", d)
 	}
 	if d := cmp.Diff([]string{"gnt-instance", "shutdown", "--timeout=10", "--reason=ganeti-userdown: x", "web1"},
-		ShutdownArgs("gnt-instance", 10, reasonText("x"), "web1")); d != "" {
+		ShutdownArgs("gnt-instance", 10, reasonText("x", markDownReason), "web1")); d != "" {
 		t.Errorf("shutdown (-want +got):\n%s", d)
 	}
 
@@ -174,6 +174,19 @@ func TestCLICommandLines(t *testing.T) {
 	}
 	if d := cmp.Diff(want, lines); d != "" {
 		t.Errorf("commands (-want +got):\n%s", d)
+	}
+	n := len(lines)
+	if _, err := b.client.StartUp(ctx, StartUpRequest{Name: "web1.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	logb, _ = os.ReadFile(os.Getenv("GANETIFAKE_LOG"))
+	want = []string{
+		// StartUp lists the locks right before submitting, as MarkDown.
+		`{"command":"gnt-debug","args":["locks","--no-headers","--separator=|","-o","name,mode,owner,pending"]}`,
+		`{"command":"gnt-instance","args":["startup","--reason=ganeti-userdown: the instance's domain failed and was destroyed","web1.example.com"]}`,
+	}
+	if d := cmp.Diff(want, strings.Split(strings.TrimSpace(string(logb)), "\n")[n:]); d != "" {
+		t.Errorf("startup commands (-want +got):\n%s", d)
 	}
 	if _, err := b.client.Instances(ctx, `node1" or name == "x`); err == nil {
 		t.Error("a node name with a quote was put in the filter")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,6 +48,14 @@ func (b backend) state(t *testing.T) ganetifake.State {
 
 type backendMaker func(t *testing.T, st ganetifake.State, timeout time.Duration) backend
 
+// atVersion makes mk's fake cluster answer as Ganeti version v.
+func atVersion(mk backendMaker, v string) backendMaker {
+	return func(t *testing.T, st ganetifake.State, timeout time.Duration) backend {
+		st.Cluster.Version = v
+		return mk(t, st, timeout)
+	}
+}
+
 func rapiBackend(t *testing.T, st ganetifake.State, timeout time.Duration) backend {
 	f := ganetifake.Start(t, st)
 	c := newRAPI(t, f, func(o *RAPIOptions) { o.Timeout = timeout })
@@ -76,15 +85,22 @@ func cliBackend(t *testing.T, st ganetifake.State, timeout time.Duration) backen
 }
 
 // TestContract runs the same behaviour against both backends and their
-// fakes.
+// fakes, as each Ganeti version answers.
 func TestContract(t *testing.T) {
-	for name, mk := range map[string]backendMaker{"rapi": rapiBackend, "cli": cliBackend} {
-		t.Run(name, func(t *testing.T) { contract(t, mk) })
+	for _, v := range ganetifake.Versions {
+		for name, mk := range map[string]backendMaker{"rapi": rapiBackend, "cli": cliBackend} {
+			t.Run(v+"/"+name, func(t *testing.T) { contract(t, atVersion(mk, v), v) })
+		}
 	}
 }
 
-func contract(t *testing.T, mk backendMaker) {
+func contract(t *testing.T, mk backendMaker, version string) {
 	ctx := context.Background()
+	// Ganeti before 2.11.2 has no admin_state_source.
+	userSrc, adminSrc := "user", "admin"
+	if version == "2.10" {
+		userSrc, adminSrc = "", ""
+	}
 	t.Run("instances of the node", func(t *testing.T) {
 		b := mk(t, fakeState(), 5*time.Second)
 		got, err := b.client.Instances(ctx, "node1.example.com")
@@ -92,8 +108,8 @@ func contract(t *testing.T, mk backendMaker) {
 			t.Fatal(err)
 		}
 		want := []Instance{
-			{Name: "db1.example.com", PrimaryNode: "node1.example.com", AdminState: AdminDown, AdminStateSource: "user", Tags: []string{}},
-			{Name: "web1.example.com", PrimaryNode: "node1.example.com", AdminState: AdminUp, AdminStateSource: "admin", Tags: []string{"owner:alice"}},
+			{Name: "db1.example.com", PrimaryNode: "node1.example.com", AdminState: AdminDown, AdminStateSource: userSrc, Tags: []string{}},
+			{Name: "web1.example.com", PrimaryNode: "node1.example.com", AdminState: AdminUp, AdminStateSource: adminSrc, Tags: []string{"owner:alice"}},
 		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("instances (-want +got):\n%s", d)
@@ -226,6 +242,111 @@ func contract(t *testing.T, mk backendMaker) {
 			}
 		}
 	})
+}
+
+// simNode gives st a simulated xl (the e2e simulator) with its configs in
+// a temporary directory, and returns a function running that xl.
+func simNode(t *testing.T, st *ganetifake.State) (xl func(args ...string) (string, error), configDir string) {
+	t.Helper()
+	sim := testbin.BuildAs(t, "ganeti-userdown/testdata/xensim", "xl")
+	dir := t.TempDir()
+	configDir = filepath.Join(dir, "xen")
+	if err := os.Mkdir(configDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"XENSIM_STATE=" + filepath.Join(dir, "xen-state.json")}
+	st.Toolstack = ganetifake.Toolstack{Command: sim, Env: env, ConfigDir: configDir}
+	return func(args ...string) (string, error) {
+		cmd := exec.Command(sim, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}, configDir
+}
+
+// TestContractStartUp: both backends start an instance through Ganeti's
+// own startup job, which records it admin up and creates its domain from
+// the config on the node; they defer, as MarkDown does, while another job
+// holds the instance.
+//
+// Reference: doc/design.md, "Safety rules": never undo an
+// administrator's or a user's stop; a start queued behind a shutdown job
+// would run after it.
+func TestContractStartUp(t *testing.T) {
+	for name, mk := range map[string]backendMaker{"rapi": rapiBackend, "cli": cliBackend} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			t.Run("starts the domain and records admin up", func(t *testing.T) {
+				st := fakeState()
+				xl, cfgDir := simNode(t, &st)
+				cfg := "name = 'db1.example.com'\nmemory = 128\nvcpus = 1\non_poweroff = 'preserve'\non_crash = 'preserve'\n"
+				if err := os.WriteFile(filepath.Join(cfgDir, "db1.example.com"), []byte(cfg), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				b := mk(t, st, 5*time.Second)
+				j, err := b.client.StartUp(ctx, StartUpRequest{Name: "db1.example.com", Reason: "crashed domain destroyed"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j.ID == 0 || j.Status != JobSuccess {
+					t.Errorf("job %+v", j)
+				}
+				out, err := xl("list", "db1.example.com")
+				if err != nil || !strings.Contains(out, "db1.example.com") {
+					t.Errorf("xl list after the start: %v: %s", err, out)
+				}
+				got := b.state(t)
+				if in := got.Instances[1]; in.AdminState != "up" || in.AdminStateSource != "admin" {
+					t.Errorf("instance after start: %+v", in)
+				}
+				job := got.Jobs[len(got.Jobs)-1]
+				if job.OpID != "OP_INSTANCE_STARTUP" || job.Reason[0].Source != "gnt:user" ||
+					!strings.Contains(job.Reason[0].Text, "ganeti-userdown") || !strings.Contains(job.Reason[0].Text, "crashed domain destroyed") {
+					t.Errorf("job %s, reason trail %+v", job.OpID, job.Reason)
+				}
+			})
+			t.Run("preserved domain still there: the job fails", func(t *testing.T) {
+				st := fakeState()
+				xl, cfgDir := simNode(t, &st)
+				cfg := filepath.Join(cfgDir, "web1.example.com")
+				os.WriteFile(cfg, []byte("name = 'web1.example.com'\nmemory = 128\non_poweroff = 'preserve'\n"), 0o644)
+				if out, err := xl("create", cfg); err != nil {
+					t.Fatal(err, out)
+				}
+				if out, err := xl("sim", "poweroff", "web1.example.com"); err != nil {
+					t.Fatal(err, out)
+				}
+				b := mk(t, st, 5*time.Second)
+				j, err := b.client.StartUp(ctx, StartUpRequest{Name: "web1.example.com"})
+				if !errors.Is(err, ErrJobFailed) || j.Status != JobError || j.ID == 0 {
+					t.Errorf("got %+v, %v; want a failed job", j, err)
+				}
+			})
+			t.Run("unknown instance", func(t *testing.T) {
+				b := mk(t, fakeState(), 5*time.Second)
+				if _, err := b.client.StartUp(ctx, StartUpRequest{Name: "gone.example.com"}); !errors.Is(err, ErrInstanceGone) {
+					t.Errorf("want ErrInstanceGone, got %v", err)
+				}
+			})
+			t.Run("defers while a job holds the instance", func(t *testing.T) {
+				b := mk(t, fakeState(), 5*time.Second)
+				holder, err := b.engine.HoldLock("db1.example.com", "OP_INSTANCE_SHUTDOWN")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := b.client.StartUp(ctx, StartUpRequest{Name: "db1.example.com"}); !errors.Is(err, ErrJobDeferred) {
+					t.Fatalf("got %v; want ErrJobDeferred", err)
+				}
+				if err := b.engine.Finish(holder, "success", nil); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(100 * time.Millisecond) // a job left queued would run now
+				if in := b.state(t).Instances[1]; in.AdminState != "down" {
+					t.Errorf("db1 is admin %s after the lock freed: the deferred start ran", in.AdminState)
+				}
+			})
+		})
+	}
 }
 
 // TestCLINotMaster: on a node that is not the master every gnt-* command

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"ganeti-userdown/internal/dnsname"
 )
 
 // AdminState is the state Ganeti wants an instance in.
@@ -47,6 +49,15 @@ type MarkDownRequest struct {
 	UserSource bool
 }
 
+// StartUpRequest asks Ganeti to start an instance (Ganeti's
+// OpInstanceStartup, which also records the instance as admin up).
+type StartUpRequest struct {
+	Name string
+	// Reason is the reason text recorded in the job, naming
+	// ganeti-userdown and what it saw.
+	Reason string
+}
+
 // Job is a finished (or abandoned) Ganeti job.
 type Job struct {
 	ID int64 `json:"id"`
@@ -60,7 +71,10 @@ type Job struct {
 
 // Client is what detect, destroy and doctor need from Ganeti.
 type Client interface {
-	// Instances returns the instances whose primary node is node.
+	// Instances returns the instances whose primary node is node. An
+	// instance whose name is not a DNS name (dnsname.Check) is left out:
+	// the error is then a *BadNamesError naming it, and the instances
+	// returned beside it are good to use.
 	Instances(ctx context.Context, node string) ([]Instance, error)
 	// Locked returns which of names a Ganeti job holds right now
 	// (lock "instance/<name>").
@@ -73,6 +87,56 @@ type Client interface {
 	// not run) or says why the job could not be submitted, and Job holds
 	// what is known of the job.
 	MarkDown(ctx context.Context, req MarkDownRequest) (Job, error)
+	// StartUp submits Ganeti's instance startup and waits, bounded, for
+	// the job, with the same errors and the same deferral as MarkDown: a
+	// start queued behind another job holding the instance (an
+	// administrator's shutdown) is not run after it.
+	StartUp(ctx context.Context, req StartUpRequest) (Job, error)
+}
+
+// Default reasons of the jobs, when the caller gives none.
+const (
+	markDownReason = "the instance was shut down from inside the guest"
+	startUpReason  = "the instance's domain failed and was destroyed"
+)
+
+// BadNamesError is returned by Instances, beside the instances it kept,
+// when instances of the node have names that are not DNS names: they are
+// left out, so nothing acts on them or puts their names in a path or a
+// command line.
+type BadNamesError struct {
+	// Problems say, for each instance left out, what is wrong with its
+	// name (quoted and cut short).
+	Problems []string
+}
+
+// Error lists the instances left out.
+func (e *BadNamesError) Error() string {
+	return "instances left out, their names from the cluster are not DNS names: " + strings.Join(e.Problems, "; ")
+}
+
+// checkNames keeps the instances whose name and primary node are DNS
+// names, and reports the others in a *BadNamesError (nil when none).
+func checkNames(all []Instance) ([]Instance, error) {
+	out := all[:0:0]
+	var bad []string
+	for _, in := range all {
+		err := dnsname.Check(in.Name)
+		if err == nil {
+			if err = dnsname.Check(in.PrimaryNode); err != nil {
+				err = fmt.Errorf("instance %s: primary node: %w", in.Name, err)
+			}
+		}
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		out = append(out, in)
+	}
+	if bad != nil {
+		return out, &BadNamesError{Problems: bad}
+	}
+	return out, nil
 }
 
 // ErrInstanceGone is returned (wrapped) by MarkDown when the cluster no
@@ -118,12 +182,12 @@ func JobFinished(status string) bool {
 }
 
 // reasonText returns the reason recorded in Ganeti's job: the caller's
-// text, always naming ganeti-userdown.
-func reasonText(r string) string {
+// text (fallback when empty), always naming ganeti-userdown.
+func reasonText(r, fallback string) string {
 	r = strings.TrimSpace(r)
 	switch {
 	case r == "":
-		return "ganeti-userdown: the instance was shut down from inside the guest"
+		return "ganeti-userdown: " + fallback
 	case strings.Contains(r, "ganeti-userdown"):
 		return r
 	default:

@@ -11,7 +11,9 @@ import (
 const RAPIPort = "5080"
 
 // New returns the Client the [cluster] section asks for: "rapi" (the URL
-// defaults to https://<ssconf_master_node>:5080) or "cli".
+// defaults to https://<ssconf_master_node>:5080) or "cli". The client
+// serves one run: its first call starts the run's budget, [cluster]
+// run_timeout.
 func New(c config.Cluster) (Client, error) {
 	switch c.Backend {
 	case "rapi", "":
@@ -28,6 +30,7 @@ func New(c config.Cluster) (Client, error) {
 		cl, err := NewCLI(CLIOptions{
 			GntInstance: c.GntInstance, GntDebug: c.GntDebug,
 			ShutdownTimeout: c.ShutdownTimeout.Duration, Timeout: c.Timeout.Duration,
+			RunTimeout: c.RunTimeout.Duration,
 		})
 		if err != nil {
 			return nil, err
@@ -51,5 +54,6 @@ func RAPIOptionsFrom(c config.Cluster) (RAPIOptions, error) {
 	return RAPIOptions{
 		URL: url, CAFile: c.RAPICA, CredentialsFile: c.RAPICredentials,
 		Timeout: c.Timeout.Duration, ShutdownTimeout: c.ShutdownTimeout.Duration,
+		RunTimeout: c.RunTimeout.Duration,
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -134,42 +135,51 @@ func cellStrings(c cell, field string) ([]string, error) {
 
 // ParseInstanceQuery parses the body of PUT /2/query/instance, which must
 // carry the fields "name", "pnode", "admin_state", "admin_state_source"
-// and "tags" (others are ignored). admin_state_source may be an unknown field (Ganeti before
-// 2.12); every other field must be present with a value of its type, or
+// and "tags" (others are ignored). admin_state_source may be an unknown
+// field (Ganeti before 2.11.2); every other field must be present with a value of its type, or
 // the whole answer is refused: acting on a partial view is unsafe.
 func ParseInstanceQuery(body []byte) ([]Instance, error) {
+	ins, _, err := parseInstanceQuery(body)
+	return ins, err
+}
+
+// parseInstanceQuery is ParseInstanceQuery that also reports whether the
+// answer carried admin_state_source values (a Ganeti that knows the
+// field: 2.11.2 and later).
+func parseInstanceQuery(body []byte) (_ []Instance, sourceKnown bool, _ error) {
 	rows, err := parseQuery(body, instanceFields)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := make([]Instance, 0, len(rows))
 	for r, row := range rows {
 		var in Instance
 		if in.Name, err = cellString(row[0], "name"); err != nil || in.Name == "" {
-			return nil, fmt.Errorf("query result: row %d: %v", r, orEmpty(err, "name"))
+			return nil, false, fmt.Errorf("query result: row %d: %v", r, orEmpty(err, "name"))
 		}
 		if in.PrimaryNode, err = cellString(row[1], "pnode"); err != nil || in.PrimaryNode == "" {
-			return nil, fmt.Errorf("query result: instance %s: %v", in.Name, orEmpty(err, "pnode"))
+			return nil, false, fmt.Errorf("query result: instance %s: %v", in.Name, orEmpty(err, "pnode"))
 		}
 		st, err := cellString(row[2], "admin_state")
 		if err != nil {
-			return nil, fmt.Errorf("query result: instance %s: %w", in.Name, err)
+			return nil, false, fmt.Errorf("query result: instance %s: %w", in.Name, err)
 		}
 		in.AdminState, err = parseAdminState(st)
 		if err != nil {
-			return nil, fmt.Errorf("query result: instance %s: %w", in.Name, err)
+			return nil, false, fmt.Errorf("query result: instance %s: %w", in.Name, err)
 		}
 		if row[3].status == rsNormal {
+			sourceKnown = true
 			if in.AdminStateSource, err = cellString(row[3], "admin_state_source"); err != nil {
-				return nil, fmt.Errorf("query result: instance %s: %w", in.Name, err)
+				return nil, false, fmt.Errorf("query result: instance %s: %w", in.Name, err)
 			}
 		}
 		if in.Tags, err = cellStrings(row[4], "tags"); err != nil {
-			return nil, fmt.Errorf("query result: instance %s: %w", in.Name, err)
+			return nil, false, fmt.Errorf("query result: instance %s: %w", in.Name, err)
 		}
 		out = append(out, in)
 	}
-	return out, nil
+	return out, sourceKnown, nil
 }
 
 func orEmpty(err error, field string) error {
@@ -190,16 +200,62 @@ func parseAdminState(s string) (AdminState, error) {
 // Lock is one row of Ganeti's lock query.
 type Lock struct {
 	Name string
-	// Mode is "exclusive" or "shared" while held, "" when free.
+	// Mode is "exclusive" or "shared" while held, "" when free (Ganeti
+	// 2.9-2.11 also list "deleted" locks).
 	Mode string
-	// Owners are the ids of the jobs holding the lock.
-	Owners []string
-	// Pending are the ids of the jobs waiting for it.
-	Pending []string
+	// Owners hold the lock.
+	Owners []LockHolder
+	// Pending wait for it.
+	Pending []LockHolder
+}
+
+// LockHolder is a client of Ganeti's lock manager that owns a lock or
+// waits for it, named as the lock query names it. Any holder, whatever
+// its spelling, means the lock is taken.
+type LockHolder struct {
+	// Name is Ganeti's text for the holder: a job id ("27", Ganeti 2.12
+	// and later, where the lock daemon names jobs by id), a masterd
+	// thread name ("Jq3/Job15/I_SHUTDOWN", Ganeti 2.9 to 2.11: job queue
+	// worker 3 running job 15's opcode OP_INSTANCE_SHUTDOWN; other
+	// masterd threads too), or a client that is no job, JSON-quoted by
+	// the lock daemon (`"MainThread"`, 2.12 and later).
+	Name string
+	// Job is the id of the job Name names, 0 when it names none (Ganeti's
+	// job ids start at 1).
+	Job int64
+}
+
+// jobWorkerRe matches the name Ganeti 2.9-2.11 give a job queue worker
+// thread while it runs a job: "Jq<worker>/Job<id>", then "/<opcode
+// summary>" while an opcode runs (lib/jqueue: _JobQueueWorker's
+// _GetWorkerName with lib/workerpool's BaseWorker.SetTaskName).
+var jobWorkerRe = regexp.MustCompile(`^Jq[0-9]+/Job([0-9]+)(/.*)?$`)
+
+// ParseLockHolder reads one owner or pending entry of a lock, in any of
+// the spellings Ganeti uses (see LockHolder). The job id is read where
+// the text carries one; any other non-empty text is a holder that names
+// no job.
+func ParseLockHolder(s string) (LockHolder, error) {
+	if s == "" {
+		return LockHolder{}, fmt.Errorf("empty lock owner")
+	}
+	h := LockHolder{Name: s}
+	id := s
+	if m := jobWorkerRe.FindStringSubmatch(s); m != nil {
+		id = m[1]
+	}
+	if n, err := strconv.ParseInt(id, 10, 64); err == nil && n > 0 && strings.Trim(id, "0123456789") == "" {
+		h.Job = n
+	}
+	return h, nil
 }
 
 // ParseLockQuery parses the body of PUT /2/query/lock, which must carry
-// the fields "name", "mode", "owner" and "pending".
+// the fields "name", "mode", "owner" and "pending". It reads every
+// version's shape: owners as job ids ("27") or other clients
+// (`"\"MainThread\""`) from Ganeti 2.12 on, as thread names
+// ("Jq3/Job15/I_SHUTDOWN") with null for none before; pending as [[mode,
+// [holder, ...]], ...], with numbers for the "job/<id>" rows of 2.9-2.11.
 func ParseLockQuery(body []byte) ([]Lock, error) {
 	rows, err := parseQuery(body, lockFields)
 	if err != nil {
@@ -219,51 +275,60 @@ func ParseLockQuery(body []byte) ([]Lock, error) {
 				return nil, fmt.Errorf("lock query: %s: field mode: want a string or null, got %s", l.Name, truncate(row[1].value))
 			}
 		}
-		if l.Owners, err = jobIDs(row[2]); err != nil {
+		if row[2].status != rsNormal {
+			return nil, fmt.Errorf("lock query: %s: field owner: %s", l.Name, rsNames[row[2].status])
+		}
+		if l.Owners, err = lockHolders(row[2].value); err != nil {
 			return nil, fmt.Errorf("lock query: %s: field owner: %w", l.Name, err)
 		}
 		if row[3].status != rsNormal {
 			return nil, fmt.Errorf("lock query: %s: field pending: %s", l.Name, rsNames[row[3].status])
 		}
-		// pending: [[mode, [owner, ...]], ...]
+		// pending: [[mode, [holder, ...]], ...] or null
 		var pend [][]json.RawMessage
 		if err := json.Unmarshal(row[3].value, &pend); err != nil {
-			return nil, fmt.Errorf("lock query: %s: field pending: want [[mode, [job, ...]], ...], got %s", l.Name, truncate(row[3].value))
+			return nil, fmt.Errorf("lock query: %s: field pending: want [[mode, [owner, ...]], ...], got %s", l.Name, truncate(row[3].value))
 		}
 		for _, p := range pend {
 			if len(p) != 2 {
-				return nil, fmt.Errorf("lock query: %s: field pending: want [mode, [job, ...]], got %d items", l.Name, len(p))
+				return nil, fmt.Errorf("lock query: %s: field pending: want [mode, [owner, ...]], got %d items", l.Name, len(p))
 			}
-			ids, err := jobIDs(cell{status: rsNormal, value: p[1]})
+			hs, err := lockHolders(p[1])
 			if err != nil {
 				return nil, fmt.Errorf("lock query: %s: field pending: %w", l.Name, err)
 			}
-			l.Pending = append(l.Pending, ids...)
+			l.Pending = append(l.Pending, hs...)
 		}
 		out = append(out, l)
 	}
 	return out, nil
 }
 
-// jobIDs reads a list of job ids, given as strings (Ganeti 2.6+) or
-// numbers; null is the empty list.
-func jobIDs(c cell) ([]string, error) {
-	if c.status != rsNormal {
-		return nil, fmt.Errorf("%s", rsNames[c.status])
-	}
+// lockHolders reads a JSON list of holders: strings, or numbers (job ids);
+// null is the empty list.
+func lockHolders(v json.RawMessage) ([]LockHolder, error) {
 	var raw []json.RawMessage
-	if err := json.Unmarshal(c.value, &raw); err != nil {
-		return nil, fmt.Errorf("want a list of job ids, got %s", truncate(c.value))
+	if err := json.Unmarshal(v, &raw); err != nil {
+		return nil, fmt.Errorf("want a list of owners, got %s", truncate(v))
 	}
-	ids := make([]string, 0, len(raw))
+	var out []LockHolder
 	for _, r := range raw {
-		id, err := parseJobID(r)
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			id, err := parseJobID(r)
+			if err != nil {
+				return nil, fmt.Errorf("owner %s is neither a string nor a job id", truncate(r))
+			}
+			out = append(out, LockHolder{Name: strconv.FormatInt(id, 10), Job: id})
+			continue
+		}
+		h, err := ParseLockHolder(s)
 		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, strconv.FormatInt(id, 10))
+		out = append(out, h)
 	}
-	return ids, nil
+	return out, nil
 }
 
 // LockedInstances returns which of names a job holds or waits for: lock

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"ganeti-userdown/internal/dnsname"
@@ -25,8 +26,13 @@ type RAPIOptions struct {
 	CAFile string
 	// CredentialsFile holds "user password" on one line, mode 0600.
 	CredentialsFile string
-	// Timeout bounds every request and the wait for a job (default 30s).
+	// Timeout bounds each request attempt (connection, headers and body)
+	// and each wait for a job (default 30s).
 	Timeout time.Duration
+	// RunTimeout bounds everything the client asks of the cluster in one
+	// run, every attempt, retry and job wait together (default
+	// DefaultRunTimeout). The client's first call starts it.
+	RunTimeout time.Duration
 	// ShutdownTimeout is the timeout given to Ganeti's instance shutdown:
 	// positive whole seconds (default 10s).
 	ShutdownTimeout time.Duration
@@ -56,6 +62,76 @@ type RAPI struct {
 	user     string
 	password string
 	o        RAPIOptions
+
+	run *budget
+
+	mu sync.Mutex
+	// seen is what the answers so far told of the cluster.
+	seen clusterFacts
+}
+
+// clusterFacts are what the RAPI client learns of the cluster's Ganeti
+// version from its answers.
+type clusterFacts struct {
+	// version is read from the Server header of every answer.
+	version      Version
+	versionKnown bool
+	// sourceField is 1 when an instance query answered the field
+	// admin_state_source, -1 when it reported it unknown, 0 before.
+	sourceField int
+	// lockFilterRefused: a filtered lock query failed; send none again.
+	lockFilterRefused bool
+}
+
+// facts returns what is known of the cluster.
+func (r *RAPI) facts() clusterFacts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen
+}
+
+func (r *RAPI) learn(fn func(*clusterFacts)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(&r.seen)
+}
+
+// Version returns the cluster's Ganeti version as its answers so far
+// reported it (the Server header); ok is false before any answer, or
+// when a proxy hides it.
+func (r *RAPI) Version() (v Version, ok bool) {
+	f := r.facts()
+	return f.version, f.versionKnown
+}
+
+// acceptsAdminStateSource reports whether the cluster's instance shutdown
+// takes admin_state_source (Ganeti 2.11.2 and later): from the version
+// when known, else from whether the instance query knew the field (both
+// arrived in 2.11.2). Unknown: no.
+func (f clusterFacts) acceptsAdminStateSource() bool {
+	if f.versionKnown {
+		return f.version.AtLeast(versionAdminStateSource)
+	}
+	return f.sourceField > 0
+}
+
+// learnVersion returns what is known of the cluster, first asking GET
+// /version (answered by the RAPI daemon itself, without the master's
+// job queue) when no answer has told the version yet. Only the mark-down
+// of a user shutdown needs it, and a run normally learnt it from its
+// instance query already. A failed request leaves the version unknown.
+func (r *RAPI) learnVersion(ctx context.Context) clusterFacts {
+	if f := r.facts(); f.versionKnown || f.sourceField != 0 {
+		return f
+	}
+	r.do(ctx, http.MethodGet, "/version", nil, nil, true)
+	return r.facts()
+}
+
+// filtersLocks reports whether lock queries are sent with a filter: only
+// to a cluster known to filter them (2.12 and later).
+func (f clusterFacts) filtersLocks() bool {
+	return f.versionKnown && f.version.AtLeast(versionLockFilter) && !f.lockFilterRefused
 }
 
 var _ Client = (*RAPI)(nil)
@@ -89,6 +165,10 @@ func NewRAPI(o RAPIOptions) (*RAPI, error) {
 	if o.QueueGrace <= 0 {
 		o.QueueGrace = 2 * time.Second
 	}
+	run, err := newBudget(o.RunTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("rapi: %w", err)
+	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("rapi url %q: %w", o.URL, err)
@@ -118,6 +198,7 @@ func NewRAPI(o RAPIOptions) (*RAPI, error) {
 		user:     user,
 		password: pass,
 		o:        o,
+		run:      run,
 	}, nil
 }
 
@@ -158,9 +239,16 @@ func retryable(err error) bool {
 	}
 	var re *RAPIError
 	if errors.As(err, &re) {
-		return re.Status >= 500
+		return re.Status >= 500 && !lockFilterRefused(re)
 	}
 	return true
+}
+
+// lockFilterRefused reports the answer of Ganeti 2.9 to 2.11 to a lock
+// query with a filter: HTTP 500 "Lock queries can't be filtered". It is no
+// passing fault: not retried.
+func lockFilterRefused(re *RAPIError) bool {
+	return re.Status == http.StatusInternalServerError && strings.Contains(re.Message, "can't be filtered")
 }
 
 // do sends one request; read requests are retried with backoff, bounded by
@@ -185,7 +273,7 @@ func (r *RAPI) do(ctx context.Context, method, path string, query url.Values, bo
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, fmt.Errorf("%w (after %d attempts: %v)", ctx.Err(), i, lastErr)
+				return nil, fmt.Errorf("%w (after %d attempts: %v)", ctxErr(ctx), i, lastErr)
 			case <-t.C:
 			}
 			wait *= 2
@@ -225,11 +313,20 @@ func (r *RAPI) once(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := r.hc.Do(req)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("rapi %s %s: no answer within %s: %w", method, path, r.o.Timeout, ctxErr(ctx))
+		}
 		return nil, fmt.Errorf("rapi %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
+	if v, ok := serverVersion(resp.Header.Get("Server")); ok {
+		r.learn(func(f *clusterFacts) { f.version, f.versionKnown = v, true })
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
+		if ctx.Err() != nil {
+			err = ctxErr(ctx)
+		}
 		return nil, fmt.Errorf("rapi %s %s: reading answer: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -272,16 +369,26 @@ func (r *RAPI) Instances(ctx context.Context, node string) ([]Instance, error) {
 	if node == "" {
 		return nil, errors.New("rapi: instances: empty node name")
 	}
+	ctx, cancel := r.run.context(ctx)
+	defer cancel()
 	f := InstanceFilter(node)
 	b, err := r.do(ctx, http.MethodPut, "/2/query/instance", nil, queryBody{Fields: instanceFields, QFilter: f, Filter: f}, true)
 	if err != nil {
 		return nil, err
 	}
-	all, err := ParseInstanceQuery(b)
+	all, sourceKnown, err := parseInstanceQuery(b)
 	if err != nil {
 		return nil, fmt.Errorf("rapi PUT /2/query/instance: %w", err)
 	}
-	return onNode(all, node), nil
+	if len(all) > 0 {
+		r.learn(func(f *clusterFacts) {
+			f.sourceField = -1
+			if sourceKnown {
+				f.sourceField = 1
+			}
+		})
+	}
+	return checkNames(onNode(all, node))
 }
 
 // onNode keeps the instances whose primary node is node (the master
@@ -302,7 +409,43 @@ func (r *RAPI) Locked(ctx context.Context, names []string) (map[string]bool, err
 	if len(names) == 0 {
 		return map[string]bool{}, nil
 	}
-	b, err := r.do(ctx, http.MethodPut, "/2/query/lock", nil, queryBody{Fields: lockFields}, true)
+	ctx, cancel := r.run.context(ctx)
+	defer cancel()
+	locks, err := r.queryLocks(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	return LockedInstances(locks, names), nil
+}
+
+// LockFilter is the query filter selecting the locks instance/<name> of
+// names.
+func LockFilter(names []string) []any {
+	f := []any{"|"}
+	for _, n := range names {
+		f = append(f, []any{"=", "name", "instance/" + n})
+	}
+	return f
+}
+
+// queryLocks runs the lock query, filtered to the instance locks of names
+// on a cluster known to filter lock queries (Ganeti 2.12 and later), else
+// unfiltered: Ganeti 2.9 to 2.11 answer a filter with HTTP 500 and list
+// every lock. A filtered query that fails with 400 or 500 is sent once
+// more without the filter, and no filter is sent again.
+func (r *RAPI) queryLocks(ctx context.Context, names []string) ([]Lock, error) {
+	body := queryBody{Fields: lockFields}
+	if r.facts().filtersLocks() {
+		f := LockFilter(names)
+		body.QFilter, body.Filter = f, f
+	}
+	b, err := r.do(ctx, http.MethodPut, "/2/query/lock", nil, body, true)
+	var re *RAPIError
+	if err != nil && body.QFilter != nil && errors.As(err, &re) &&
+		(re.Status == http.StatusBadRequest || re.Status == http.StatusInternalServerError) {
+		r.learn(func(f *clusterFacts) { f.lockFilterRefused = true })
+		b, err = r.do(ctx, http.MethodPut, "/2/query/lock", nil, queryBody{Fields: lockFields}, true)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +453,7 @@ func (r *RAPI) Locked(ctx context.Context, names []string) (map[string]bool, err
 	if err != nil {
 		return nil, fmt.Errorf("rapi PUT /2/query/lock: %w", err)
 	}
-	return LockedInstances(locks, names), nil
+	return locks, nil
 }
 
 // shutdownBody is the body of PUT /2/instances/<name>/shutdown.
@@ -323,31 +466,52 @@ type shutdownBody struct {
 // reason in the query string where Ganeti reads it, then waits for the job
 // bounded by Timeout.
 func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
-	if req.Name == "" || strings.ContainsAny(req.Name, "/?#") {
-		return Job{}, fmt.Errorf("rapi: mark down: bad instance name %q", req.Name)
-	}
+	ctx, cancel := r.run.context(ctx)
+	defer cancel()
 	secs, err := shutdownSeconds(r.o.ShutdownTimeout)
 	if err != nil {
 		return Job{}, err
 	}
 	body := shutdownBody{Timeout: secs}
-	if req.UserSource {
+	// Never to a Ganeti without the parameter (before 2.11.2), which
+	// would refuse the whole shutdown with HTTP 400.
+	if req.UserSource && r.learnVersion(ctx).acceptsAdminStateSource() {
 		body.AdminStateSource = "user"
 	}
-	path := "/2/instances/" + req.Name + "/shutdown"
-	b, err := r.do(ctx, http.MethodPut, path, url.Values{"reason": {reasonText(req.Reason)}}, body, false)
+	return r.submit(ctx, "mark down", req.Name, "shutdown", reasonText(req.Reason, markDownReason), body)
+}
+
+// StartUp submits Ganeti's instance startup (PUT
+// /2/instances/<name>/startup, never retried) with the reason in the
+// query string, then waits for the job bounded by Timeout. The startup
+// resource reads no body (every version from 2.9 to 3.0 builds the opcode
+// from the path and query arguments only), so none is sent.
+func (r *RAPI) StartUp(ctx context.Context, req StartUpRequest) (Job, error) {
+	ctx, cancel := r.run.context(ctx)
+	defer cancel()
+	return r.submit(ctx, "start", req.Name, "startup", reasonText(req.Reason, startUpReason), nil)
+}
+
+// submit sends PUT /2/instances/<name>/<verb>?reason=… with body (nil:
+// none) and waits for the job. what names the action in errors.
+func (r *RAPI) submit(ctx context.Context, what, name, verb, reason string, body any) (Job, error) {
+	if err := dnsname.Check(name); err != nil {
+		return Job{}, fmt.Errorf("rapi: %s: bad instance name: %w", what, err)
+	}
+	path := "/2/instances/" + name + "/" + verb
+	b, err := r.do(ctx, http.MethodPut, path, url.Values{"reason": {reason}}, body, false)
 	if err != nil {
 		var re *RAPIError
 		if errors.As(err, &re) && re.Status == http.StatusNotFound {
-			return Job{}, fmt.Errorf("mark down %s: %w (%v)", req.Name, ErrInstanceGone, err)
+			return Job{}, fmt.Errorf("%s %s: %w (%v)", what, name, ErrInstanceGone, err)
 		}
-		return Job{}, fmt.Errorf("mark down %s: %w", req.Name, err)
+		return Job{}, fmt.Errorf("%s %s: %w", what, name, err)
 	}
 	id, err := ParseJobID(b)
 	if err != nil {
-		return Job{}, fmt.Errorf("mark down %s: rapi PUT %s: %w", req.Name, path, err)
+		return Job{}, fmt.Errorf("%s %s: rapi PUT %s: %w", what, name, path, err)
 	}
-	return r.waitJob(ctx, req.Name, id)
+	return r.waitJob(ctx, what, name, id)
 }
 
 // waitJob polls GET /2/jobs/<id> until the job finishes or Timeout passes.
@@ -360,7 +524,7 @@ func (r *RAPI) MarkDown(ctx context.Context, req MarkDownRequest) (Job, error) {
 // another job, or once it has not started within QueueGrace, and the
 // mark-down is deferred (ErrJobDeferred). A job that runs is left to
 // finish: Ganeti refuses to cancel it anyway.
-func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) {
+func (r *RAPI) waitJob(ctx context.Context, what, name string, id int64) (Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
 	submitted := time.Now()
@@ -368,56 +532,62 @@ func (r *RAPI) waitJob(ctx context.Context, name string, id int64) (Job, error) 
 	path := "/2/jobs/" + strconv.FormatInt(id, 10)
 	interval := r.o.PollInterval
 	lockChecked, cancelAsked := false, false
+	// lastCancel is when a cancel was last refused: it is asked again at
+	// most once per QueueGrace.
+	var lastCancel time.Time
 	for {
 		b, err := r.do(ctx, http.MethodGet, path, nil, nil, true)
 		if err != nil {
 			if ctx.Err() != nil {
-				return job, fmt.Errorf("mark down %s: job %d still %s after %s: %w", name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
+				return job, fmt.Errorf("%s %s: job %d still %s: %w (%v)", what, name, id, job.Status, ErrJobUnfinished, ctxErr(ctx))
 			}
-			return job, fmt.Errorf("mark down %s: job %d: %w", name, id, err)
+			return job, fmt.Errorf("%s %s: job %d: %w", what, name, id, err)
 		}
 		j, gone, err := ParseJob(b)
 		if err != nil {
-			return job, fmt.Errorf("mark down %s: rapi GET %s: %w", name, path, err)
+			return job, fmt.Errorf("%s %s: rapi GET %s: %w", what, name, path, err)
 		}
 		if j.ID != id {
-			return job, fmt.Errorf("mark down %s: rapi GET %s answered job %d", name, path, j.ID)
+			return job, fmt.Errorf("%s %s: rapi GET %s answered job %d", what, name, path, j.ID)
 		}
 		job = j
 		if JobFinished(job.Status) {
 			if cancelAsked && job.Status == JobCanceled {
-				return job, fmt.Errorf("mark down %s: job %d: %w", name, id, ErrJobDeferred)
+				return job, fmt.Errorf("%s %s: job %d: %w", what, name, id, ErrJobDeferred)
 			}
-			return finished(name, job, gone)
+			return finished(what, name, job, gone)
 		}
-		if !cancelAsked && notStarted(job.Status) {
+		if !cancelAsked && notStarted(job.Status) && (lastCancel.IsZero() || time.Since(lastCancel) >= r.o.QueueGrace) {
 			why := ""
 			// Only a waiting job is blocked on locks; a queued one is
 			// usually just about to start (no extra request for it).
 			if !lockChecked && job.Status == JobWaiting {
 				lockChecked = true
 				if other := r.lockOwner(ctx, name, id); other != "" {
-					why = "instance/" + name + " is held by job " + other
+					why = "instance/" + name + " is held by " + other
 				}
 			}
 			if why == "" && time.Since(submitted) >= r.o.QueueGrace {
 				why = fmt.Sprintf("still %s after %s", job.Status, r.o.QueueGrace)
 			}
 			if why != "" {
-				cancelAsked = true
 				if err := r.cancelJob(ctx, id); err != nil {
-					// Not cancelled: the job runs or will; wait for it.
-					cancelAsked = false
+					// Not cancelled: the job runs or will; wait for it
+					// at the poll interval, and ask again only after
+					// another grace period if it still has not started.
+					lastCancel = time.Now()
+				} else {
+					cancelAsked = true
+					interval = r.o.PollInterval
+					continue
 				}
-				interval = r.o.PollInterval
-				continue
 			}
 		}
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return job, fmt.Errorf("mark down %s: job %d still %s after %s: %w", name, id, job.Status, r.o.Timeout, ErrJobUnfinished)
+			return job, fmt.Errorf("%s %s: job %d still %s: %w (%v)", what, name, id, job.Status, ErrJobUnfinished, ctxErr(ctx))
 		case <-t.C:
 		}
 		if interval = interval * 2; interval > time.Second {
@@ -436,27 +606,24 @@ func notStarted(status string) bool {
 // instance/<name>, or "" (also when the lock query fails: the grace
 // period still bounds the wait).
 func (r *RAPI) lockOwner(ctx context.Context, name string, self int64) string {
-	b, err := r.do(ctx, http.MethodPut, "/2/query/lock", nil, queryBody{Fields: lockFields}, true)
+	locks, err := r.queryLocks(ctx, []string{name})
 	if err != nil {
 		return ""
 	}
-	locks, err := ParseLockQuery(b)
-	if err != nil {
-		return ""
-	}
-	return OtherOwner(locks, name, strconv.FormatInt(self, 10))
+	return OtherOwner(locks, name, self)
 }
 
-// OtherOwner returns the id of a job other than self owning lock
-// instance/<name>, or "".
-func OtherOwner(locks []Lock, name, self string) string {
+// OtherOwner returns the name of a holder of lock instance/<name> other
+// than job self, or "". A holder that names no job (another masterd
+// thread, a client of the lock daemon) is another holder too.
+func OtherOwner(locks []Lock, name string, self int64) string {
 	for _, l := range locks {
 		if l.Name != "instance/"+name {
 			continue
 		}
 		for _, o := range l.Owners {
-			if o != self {
-				return o
+			if o.Job != self || o.Job == 0 {
+				return o.Name
 			}
 		}
 	}
@@ -483,14 +650,14 @@ func (r *RAPI) cancelJob(ctx context.Context, id int64) error {
 	return nil
 }
 
-// finished turns a finished job into MarkDown's result.
-func finished(name string, job Job, gone bool) (Job, error) {
+// finished turns a finished job into MarkDown's or StartUp's result.
+func finished(what, name string, job Job, gone bool) (Job, error) {
 	switch {
 	case job.Status == JobSuccess:
 		return job, nil
 	case gone:
-		return job, fmt.Errorf("mark down %s: job %d: %w: %s", name, job.ID, ErrInstanceGone, job.Error)
+		return job, fmt.Errorf("%s %s: job %d: %w: %s", what, name, job.ID, ErrInstanceGone, job.Error)
 	default:
-		return job, fmt.Errorf("mark down %s: job %d %s: %w: %s", name, job.ID, job.Status, ErrJobFailed, job.Error)
+		return job, fmt.Errorf("%s %s: job %d %s: %w: %s", what, name, job.ID, job.Status, ErrJobFailed, job.Error)
 	}
 }

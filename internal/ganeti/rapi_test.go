@@ -110,6 +110,33 @@ func TestRAPIRequests(t *testing.T) {
 	}
 }
 
+// TestRAPIStartUpRequest: the startup is PUT
+// /2/instances/<name>/startup with the reason in the query string and no
+// body (rlib2's R_2_instances_name_startup reads none), then job polls.
+func TestRAPIStartUpRequest(t *testing.T) {
+	f := ganetifake.Start(t, fakeState())
+	c := newRAPI(t, f, nil)
+	if _, err := c.StartUp(context.Background(), StartUpRequest{Name: "db1.example.com", Reason: "crash restart"}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := f.Requests()
+	su := reqs[0]
+	if su.Method != "PUT" || su.Path != "/2/instances/db1.example.com/startup" || su.Body != "" || su.ContentType != "" {
+		t.Errorf("startup sent as %+v", su)
+	}
+	if d := cmp.Diff("reason=ganeti-userdown%3A+crash+restart", su.Query); d != "" {
+		t.Errorf("query (-want +got):\n%s", d)
+	}
+	for _, r := range reqs[1:] {
+		if r.Method != "GET" || r.Path != "/2/jobs/1" {
+			t.Errorf("unexpected request after the startup: %+v", r)
+		}
+	}
+	if in := f.State().Instances[1]; in.AdminState != "up" {
+		t.Errorf("db1 after the start: %+v", in)
+	}
+}
+
 // TestRAPIUserSource sends admin_state_source only when asked.
 func TestRAPIUserSource(t *testing.T) {
 	st := fakeState()
@@ -121,7 +148,13 @@ func TestRAPIUserSource(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MarkDown: %+v %v", j, err)
 	}
-	if body := f.Requests()[0].Body; body != `{"timeout":3,"admin_state_source":"user"}` {
+	// The client learns the version first (GET /version: nothing told it
+	// yet), then sends the source to this 3.0.2.
+	reqs := f.Requests()
+	if reqs[0].Path != "/version" || reqs[1].Path != "/2/instances/web1.example.com/shutdown" {
+		t.Fatalf("requests %+v", reqs[:2])
+	}
+	if body := reqs[1].Body; body != `{"timeout":3,"admin_state_source":"user"}` {
 		t.Errorf("body %s", body)
 	}
 	if in := f.State().Instances[0]; in.AdminState != "down" || in.AdminStateSource != "user" {
@@ -187,6 +220,43 @@ func TestRAPIJobNeverFinishes(t *testing.T) {
 	}
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("wait took %s, bound is 300ms", el)
+	}
+}
+
+// TestRAPIRefusedCancelDoesNotSpin: when Ganeti refuses to cancel the
+// queued job (it may have left the queue meanwhile), the wait goes on at
+// the poll interval, asking for the cancel again at most once per grace
+// period, instead of sending GET and DELETE back to back until the
+// timeout.
+func TestRAPIRefusedCancelDoesNotSpin(t *testing.T) {
+	f := ganetifake.Start(t, fakeState())
+	f.Update(func(s *ganetifake.State) error {
+		s.Knobs.QueueJobs = map[string]bool{"web1.example.com": true}
+		s.Knobs.RefuseCancel = true
+		return nil
+	})
+	c := newRAPI(t, f, func(o *RAPIOptions) {
+		o.Timeout = 800 * time.Millisecond
+		o.QueueGrace = 100 * time.Millisecond
+		o.PollInterval = 20 * time.Millisecond
+	})
+	j, err := c.MarkDown(context.Background(), MarkDownRequest{Name: "web1.example.com"})
+	if !errors.Is(err, ErrJobUnfinished) || j.Status != JobQueued {
+		t.Fatalf("got %+v, %v; want the job left queued and ErrJobUnfinished", j, err)
+	}
+	var gets, deletes int
+	for _, r := range f.Requests() {
+		switch r.Method {
+		case "GET":
+			gets++
+		case "DELETE":
+			deletes++
+		}
+	}
+	// 800ms of polls from 20ms doubling to 1s: at most about 6 GETs; one
+	// cancel per 100ms grace: at most 8 DELETEs.
+	if gets > 10 || deletes > 8 || deletes == 0 {
+		t.Errorf("%d GETs and %d DELETEs in 800ms: want a paced wait", gets, deletes)
 	}
 }
 
@@ -442,7 +512,9 @@ func TestParseBadInput(t *testing.T) {
 		"owner a string":  `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"exclusive"],[0,"27"],[0,[]]]]}`,
 		"pending flat":    `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"exclusive"],[0,["27"]],[0,["28"]]]]}`,
 		"mode a number":   `{` + lockFields + `, "data": [[[0,"instance/a"],[0,1],[0,["27"]],[0,[]]]]}`,
-		"owner not an id": `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"shared"],[0,["x"]],[0,[]]]]}`,
+		"owner empty":     `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"shared"],[0,[""]],[0,[]]]]}`,
+		"owner an object": `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"shared"],[0,[{}]],[0,[]]]]}`,
+		"owner unknown":   `{` + lockFields + `, "data": [[[0,"instance/a"],[0,"shared"],[1,null],[0,[]]]]}`,
 	} {
 		if got, err := ParseLockQuery([]byte(body)); err == nil {
 			t.Errorf("lock %s: accepted as %+v", name, got)

@@ -15,8 +15,8 @@ import (
 	"testing"
 )
 
-// binaries are the four programs the package ships.
-var binaries = []string{"userdown-hvconfig", "userdown-hook", "userdown-detect", "userdown-destroy"}
+// binaries are the programs the package ships.
+var binaries = []string{"userdown-hvconfig", "userdown-hook", "userdown-detect", "userdown-destroy", "userdown-watchd"}
 
 // hookDirs are Ganeti's hooks directories in which userdown-hook must run.
 //
@@ -96,7 +96,7 @@ var built struct {
 	debs    map[string]string
 }
 
-// buildBinaries builds the four binaries and the manual page generator in
+// buildBinaries builds the binaries and the manual page generator in
 // one go build (they share most packages), once per test process.
 func buildBinaries(t *testing.T) (bindir, manpage string) {
 	t.Helper()
@@ -257,6 +257,13 @@ func newScratchRoot(t *testing.T) *scratchRoot {
 	}
 	for _, f := range []string{"status", "available", "diversions"} {
 		if err := os.WriteFile(filepath.Join(admin, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The directories every Debian system with systemd has, in which
+	// deb-systemd-helper records the units it enables.
+	for _, d := range []string{"etc/systemd/system", "var/lib/systemd"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -62,6 +62,9 @@ func checkInstalled(t *testing.T, r *scratchRoot, standinVersion string, xm bool
 		"var/lib/ganeti-userdown":                  "dir 0700 0:0",
 		"usr/lib/ganeti-userdown/lib":              "link -> ../../lib",
 		"usr/lib/ganeti-userdown/real":             "dir 0755 0:0",
+		// The event daemon's unit, enabled by postinst.
+		"lib/systemd/system/userdown-watchd.service":                         "file 0644 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/systemd/userdown-watchd.service")),
+		"etc/systemd/system/multi-user.target.wants/userdown-watchd.service": "link -> /lib/systemd/system/userdown-watchd.service",
 	}
 	for _, dir := range hookDirs {
 		want["etc/ganeti/hooks/"+dir] = "dir 0755 0:0"

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -106,7 +110,16 @@ func (e *Engine) QueryInstances(ctx context.Context, fields []string, qfilter an
 	if err != nil {
 		return QueryResult{}, err
 	}
-	res := QueryResult{Fields: fieldDefs(instanceFieldDefs, fields), Data: [][][2]any{}}
+	prof, err := profileOf(st.Cluster.Version)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	defs := instanceFieldDefs
+	if !prof.adminStateSource {
+		defs = maps.Clone(defs)
+		delete(defs, "admin_state_source")
+	}
+	res := QueryResult{Fields: fieldDefs(defs, fields), Data: [][][2]any{}}
 	insts := append([]Instance(nil), st.Instances...)
 	sort.Slice(insts, func(i, j int) bool { return insts[i].Name < insts[j].Name })
 	for _, in := range insts {
@@ -123,6 +136,9 @@ func (e *Engine) QueryInstances(ctx context.Context, fields []string, qfilter an
 			case "admin_state":
 				return in.AdminState, true
 			case "admin_state_source":
+				if !prof.adminStateSource {
+					return nil, false
+				}
 				if in.AdminStateSource == "" {
 					return "admin", true
 				}
@@ -138,7 +154,7 @@ func (e *Engine) QueryInstances(ctx context.Context, fields []string, qfilter an
 				return in.Hypervisor, true
 			case "oper_state", "status":
 				if live == nil {
-					l := e.live(ctx, st, in)
+					l := e.live(ctx, st, prof, in)
 					live = &l
 				}
 				if f == "status" {
@@ -290,8 +306,9 @@ type liveState struct {
 }
 
 // live computes oper_state and status as Ganeti 3.0.2 does from the
-// toolstack's state letters (see xen-state-matrix.txt).
-func (e *Engine) live(ctx context.Context, st State, in Instance) liveState {
+// toolstack's state letters (see xen-state-matrix.txt); 2.10 counts every
+// listed domain as running.
+func (e *Engine) live(ctx context.Context, st State, prof profile, in Instance) liveState {
 	if st.Toolstack.Command == "" {
 		if in.Status != "" {
 			return liveState{oper: in.Status == "running" || in.Status == "USER_down" || in.Status == "ERROR_up", status: in.Status}
@@ -315,6 +332,10 @@ func (e *Engine) live(ctx context.Context, st State, in Instance) liveState {
 		return liveState{false, "ADMIN_offline"}
 	case !present:
 		return liveState{false, "ADMIN_down"}
+	case prof.xenStateIgnored && in.AdminState == "up":
+		return liveState{true, "running"}
+	case prof.xenStateIgnored:
+		return liveState{true, "ERROR_up"}
 	case len(state) != 6:
 		return liveState{false, "ERROR_nodedown"}
 	case strings.Contains(state, "c"):
@@ -399,7 +420,11 @@ func stopDomain(ctx context.Context, ts Toolstack, name string, timeout int) err
 
 // ---- jobs ----
 
-const opShutdown = "OP_INSTANCE_SHUTDOWN"
+// Opcodes of the jobs the fake runs.
+const (
+	opShutdown = "OP_INSTANCE_SHUTDOWN"
+	opStartup  = "OP_INSTANCE_STARTUP"
+)
 
 // Submit queues Ganeti's instance shutdown and schedules it: the job
 // waits while another job holds the instance lock.
@@ -425,6 +450,26 @@ func (e *Engine) Submit(name string, timeout int, source string, reason []Reason
 	return id, e.Schedule()
 }
 
+// SubmitStartup queues Ganeti's instance startup and schedules it like a
+// shutdown: the job waits while another job holds the instance lock.
+func (e *Engine) SubmitStartup(name string, reason []Reason, dryRun bool) (int64, error) {
+	var id int64
+	err := e.Store.Update(func(st *State) error {
+		id = st.newJobID()
+		st.Jobs = append(st.Jobs, Job{
+			ID: id, OpID: opStartup, Instance: name, DryRun: dryRun, Status: "queued",
+			Received: e.now(),
+			Reason: append(reason, Reason{"gnt:opcode:instance_startup",
+				fmt.Sprintf("job=%d;index=0", id), e.Now().UnixNano()}),
+		})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, e.Schedule()
+}
+
 // holder returns the running job holding instance's lock, or 0.
 func holder(st *State, instance string, except int64) int64 {
 	for _, j := range st.Jobs {
@@ -435,15 +480,15 @@ func holder(st *State, instance string, except int64) int64 {
 	return 0
 }
 
-// Schedule starts queued and waiting shutdown jobs whose instance lock is
-// free.
+// Schedule starts queued and waiting shutdown and startup jobs whose
+// instance lock is free.
 func (e *Engine) Schedule() error {
 	var start []int64
 	err := e.Store.Update(func(st *State) error {
 		sort.Slice(st.Jobs, func(i, j int) bool { return st.Jobs[i].ID < st.Jobs[j].ID })
 		for i := range st.Jobs {
 			j := &st.Jobs[i]
-			if j.OpID != opShutdown || (j.Status != "queued" && j.Status != "waiting") {
+			if (j.OpID != opShutdown && j.OpID != opStartup) || (j.Status != "queued" && j.Status != "waiting") {
 				continue
 			}
 			if st.Knobs.QueueJobs[j.Instance] {
@@ -514,6 +559,26 @@ func (e *Engine) Cancel(id int64) (bool, string, error) {
 		if j == nil {
 			return fmt.Errorf("Job %d not found", id)
 		}
+		if mustProfile(*st).pythonQueue {
+			// masterd's job queue (lib/jqueue.py _QueuedJob.Cancel): a
+			// waiting job is only marked canceling; its worker ends it.
+			switch j.Status {
+			case "queued":
+				ok, msg = true, fmt.Sprintf("Job %d canceled", id)
+				j.Result = json.RawMessage(`"Job canceled by request"`)
+			case "waiting":
+				ok, msg = true, fmt.Sprintf("Job %d will be canceled", id)
+				j.Status = "canceling"
+				return nil
+			default:
+				ok, msg = false, fmt.Sprintf("Job %d is no longer waiting in the queue", id)
+				return nil
+			}
+			j.Status = "canceled"
+			j.Ended = e.now()
+			st.Canceled++
+			return nil
+		}
 		switch j.Status {
 		case "queued":
 			// Dequeued by the master: the opcode result stays null.
@@ -538,6 +603,35 @@ func (e *Engine) Cancel(id int64) (bool, string, error) {
 		return false, "", err
 	}
 	return ok, msg, nil
+}
+
+// FinishCanceling ends a job marked canceling (Ganeti 2.10's queue, see
+// Cancel) as its worker does when it notices: canceled, with the opcode
+// result "Job canceled by request".
+func (e *Engine) FinishCanceling(id int64) error {
+	err := e.Store.Update(func(st *State) error {
+		if j := st.job(id); j != nil && j.Status == "canceling" {
+			j.Status = "canceled"
+			j.Result = json.RawMessage(`"Job canceled by request"`)
+			j.Ended = e.now()
+			st.Canceled++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.Schedule()
+}
+
+// mustProfile returns the profile of the state's version, 3.0's for an
+// unknown one (the handlers refuse those before a job exists).
+func mustProfile(st State) profile {
+	p, err := profileOf(st.Cluster.Version)
+	if err != nil {
+		return profiles["3.0"]
+	}
+	return p
 }
 
 // HoldLock adds a running job (opID, e.g. OP_INSTANCE_STARTUP) that holds
@@ -590,8 +684,8 @@ func (st *State) newJobID() int64 {
 	return id
 }
 
-// execute runs a started shutdown job to its end (or leaves it running
-// when the instance's HangJobs knob is set).
+// execute runs a started shutdown or startup job to its end (or leaves it
+// running when the instance's HangJobs knob is set).
 func (e *Engine) execute(id int64) {
 	st, err := e.Store.Snapshot()
 	if err != nil {
@@ -607,7 +701,7 @@ func (e *Engine) execute(id int64) {
 	case in == nil:
 		e.Finish(id, "error", opResult("OpPrereqError", fmt.Sprintf("Instance '%s' not known", name), "unknown_entity"))
 		return
-	case j.AdminStateSource == "user" && e.live(e.ctx, st, *in).status != "USER_down":
+	case j.OpID == opShutdown && j.AdminStateSource == "user" && e.live(e.ctx, st, mustProfile(st), *in).status != "USER_down":
 		e.Finish(id, "error", opResult("OpPrereqError", fmt.Sprintf("Instance '%s' was not shutdown by the user", name)))
 		return
 	case st.Knobs.FailJobs[name] != "":
@@ -623,6 +717,9 @@ func (e *Engine) execute(id int64) {
 			return nil
 		})
 		e.Finish(id, "success", nil)
+		return
+	case j.OpID == opStartup:
+		e.startup(id, st, name)
 		return
 	}
 	// Ganeti records the new admin state first, then stops the domain.
@@ -650,62 +747,197 @@ func (e *Engine) execute(id int64) {
 	e.Finish(id, "success", nil)
 }
 
+// startup does what Ganeti's instance startup does: record the instance
+// as admin up (source admin), then, unless its domain already runs, write
+// the instance's Xen config when there is none and run `xl create
+// CONFIG_DIR/NAME`. A domain that exists but is shut down or crashed makes
+// create fail ("already exists"), and the job with it, as on a real node.
+func (e *Engine) startup(id int64, st State, name string) {
+	err := e.Store.Update(func(s *State) error {
+		if i := s.instance(name); i != nil {
+			i.AdminState = "up"
+			i.AdminStateSource = "admin"
+			i.Status = ""
+		}
+		return nil
+	})
+	if err != nil {
+		e.Finish(id, "error", opResult("OpExecError", err.Error()))
+		return
+	}
+	if st.Toolstack.Command == "" {
+		e.Finish(id, "success", nil)
+		return
+	}
+	if err := startDomain(e.ctx, st.Toolstack, name); err != nil {
+		if e.ctx.Err() != nil {
+			return // the fake is shutting down: the job stays running
+		}
+		e.Finish(id, "error", opResult("OpExecError", fmt.Sprintf("Could not start instance '%s': %v", name, err)))
+		return
+	}
+	e.Finish(id, "success", nil)
+}
+
+// startDomain creates the domain of name from ConfigDir/name unless a
+// running domain of that name exists. A missing config is written as
+// Ganeti's hypervisor would (its default actions: destroy, restart,
+// restart).
+func startDomain(ctx context.Context, ts Toolstack, name string) error {
+	state, present, err := domainState(ctx, ts, name)
+	if err != nil {
+		return err
+	}
+	if present && len(state) == 6 && state[3] != 's' && !strings.Contains(state, "c") {
+		return nil // already running: Ganeti's node daemon does not start it again
+	}
+	cfg := filepath.Join(ts.configDir(), name)
+	if _, err := os.Stat(cfg); errors.Is(err, fs.ErrNotExist) {
+		src := fmt.Sprintf("name = '%s'\nmemory = 128\nvcpus = 1\non_poweroff = 'destroy'\non_reboot = 'restart'\non_crash = 'restart'\n", name)
+		if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+			return err
+		}
+	}
+	if out, err := toolstack(ctx, ts, "create", cfg); err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // ---- locks ----
 
-// QueryLocks answers the lock query: while jobs run, the cluster lock,
-// the lock sets and the instance locks with their owners and pending
-// jobs; nothing when the queue is idle (as captured).
-func (e *Engine) QueryLocks(fields []string) (QueryResult, error) {
+// LockFilterError is the answer of Ganeti 2.9 to 2.11 to a filtered lock
+// query (lib/server/masterd.py ClientOps.handle_request): an
+// OpPrereqError that RAPI turns into HTTP 500 with str() of the exception.
+type LockFilterError struct{}
+
+// Error returns str() of Ganeti's two-argument OpPrereqError.
+func (LockFilterError) Error() string { return `("Lock queries can't be filtered", 'wrong_input')` }
+
+// QueryLocks answers the lock query as the cluster's version does (see
+// profile.masterdLocks): from 2.12, only taken locks (the cluster lock,
+// the lock sets and the instance locks of running or waiting jobs, plus
+// Knobs.OtherClients), owners as job ids, filtered by qfilter; nothing
+// when the queue is idle (as captured). On 2.10 every lock, free ones
+// too, owners as thread names, and a qfilter is refused.
+func (e *Engine) QueryLocks(fields []string, qfilter any) (QueryResult, error) {
 	st, err := e.Store.Snapshot()
 	if err != nil {
 		return QueryResult{}, err
+	}
+	prof, err := profileOf(st.Cluster.Version)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	if qfilter != nil && prof.masterdLocks {
+		return QueryResult{}, LockFilterError{}
 	}
 	type lock struct {
 		mode    any
 		owner   []string
 		pending []any
+		rpc     bool // an rpc/ row: pending is null
 	}
 	locks := map[string]*lock{}
+	get := func(name string) *lock {
+		l := locks[name]
+		if l == nil {
+			l = &lock{owner: []string{}, pending: []any{}}
+			locks[name] = l
+		}
+		return l
+	}
+	owner := func(j Job) string {
+		if prof.masterdLocks {
+			return threadName(j)
+		}
+		return fmt.Sprint(j.ID)
+	}
 	active := false
 	for _, j := range st.Jobs {
 		if j.Status != "running" && j.Status != "waiting" {
 			continue
 		}
 		active = true
-		bgl := locks["cluster/BGL"]
-		if bgl == nil {
-			bgl = &lock{mode: "shared", owner: []string{}, pending: []any{}}
-			locks["cluster/BGL"] = bgl
-		}
-		bgl.owner = append(bgl.owner, fmt.Sprint(j.ID))
+		bgl := get("cluster/BGL")
+		bgl.mode = "shared"
+		bgl.owner = append(bgl.owner, owner(j))
 		if j.Instance == "" {
 			continue
 		}
-		name := "instance/" + j.Instance
-		l := locks[name]
-		if l == nil {
-			l = &lock{owner: []string{}, pending: []any{}}
-			locks[name] = l
-		}
+		l := get("instance/" + j.Instance)
 		if j.Status == "running" {
 			l.mode = "exclusive"
-			l.owner = append(l.owner, fmt.Sprint(j.ID))
+			l.owner = append(l.owner, owner(j))
+			if in := st.instance(j.Instance); prof.masterdLocks && in != nil && (j.OpID == opShutdown || j.OpID == opStartup) {
+				proc := map[string]string{opShutdown: "instance_shutdown", opStartup: "instance_start"}[j.OpID]
+				r := get("rpc/" + in.PrimaryNode + "/" + proc)
+				r.rpc = true
+				r.owner = append(r.owner, owner(j))
+			}
 		} else {
-			l.pending = append(l.pending, []any{"exclusive", []string{fmt.Sprint(j.ID)}})
+			l.pending = append(l.pending, []any{"exclusive", []string{owner(j)}})
 		}
 	}
-	if active {
-		locks["cluster/[lockset]"] = &lock{owner: []string{}, pending: []any{}}
-		locks["instance/[lockset]"] = &lock{owner: []string{}, pending: []any{}}
+	for name, client := range st.Knobs.OtherClients {
+		active = true
+		l := get(name)
+		l.mode = "shared"
+		l.owner = append(l.owner, client)
+	}
+	if active || prof.masterdLocks {
+		for _, n := range []string{"cluster/[lockset]", "instance/[lockset]"} {
+			get(n)
+		}
+	}
+	if prof.masterdLocks {
+		// Every registered lock is listed, free or not.
+		for _, n := range []string{"cluster/BGL", "network/[lockset]", "node-alloc/NAL", "node-alloc/[lockset]", "node-res/[lockset]", "node/[lockset]", "nodegroup/[lockset]"} {
+			get(n)
+		}
+		for _, in := range st.Instances {
+			get("instance/" + in.Name)
+		}
 	}
 	names := make([]string, 0, len(locks))
 	for n := range locks {
+		if qfilter != nil {
+			ok, err := evalFilter(qfilter, func(f string) (any, bool) {
+				if f == "name" {
+					return n, true
+				}
+				return nil, false
+			})
+			if err != nil {
+				return QueryResult{}, err
+			}
+			if !ok {
+				continue
+			}
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	res := QueryResult{Fields: fieldDefs(lockFieldDefs, fields), Data: [][][2]any{}}
+	if prof.masterdLocks {
+		for i := range res.Fields {
+			switch res.Fields[i].Name {
+			case "name":
+				res.Fields[i].Kind = "text"
+			case "pending":
+				res.Fields[i].Doc = "Threads waiting for the lock"
+			}
+		}
+	}
 	for _, n := range names {
 		l := locks[n]
+		var ownerVal, pendingVal any = l.owner, l.pending
+		if prof.masterdLocks && len(l.owner) == 0 {
+			ownerVal = nil
+		}
+		if l.rpc {
+			pendingVal = nil
+		}
 		row := make([][2]any, len(fields))
 		for i, f := range fields {
 			switch f {
@@ -714,9 +946,9 @@ func (e *Engine) QueryLocks(fields []string) (QueryResult, error) {
 			case "mode":
 				row[i] = [2]any{0, l.mode}
 			case "owner":
-				row[i] = [2]any{0, l.owner}
+				row[i] = [2]any{0, ownerVal}
 			case "pending":
-				row[i] = [2]any{0, l.pending}
+				row[i] = [2]any{0, pendingVal}
 			default:
 				row[i] = [2]any{1, nil}
 			}
@@ -727,7 +959,7 @@ func (e *Engine) QueryLocks(fields []string) (QueryResult, error) {
 }
 
 // JobJSON renders a job as GET /2/jobs/<id> does.
-func JobJSON(j Job, in *Instance) map[string]any {
+func JobJSON(j Job, in *Instance, prof profile) map[string]any {
 	ts := func(f float64) any {
 		if f == 0 {
 			return nil
@@ -752,7 +984,17 @@ func JobJSON(j Job, in *Instance) map[string]any {
 		op["ignore_offline_nodes"] = false
 		op["timeout"] = j.Timeout
 		op["no_remember"] = false
-		op["admin_state_source"] = j.AdminStateSource
+		if prof.adminStateSource {
+			op["admin_state_source"] = j.AdminStateSource
+		}
+	}
+	if j.OpID == opStartup {
+		op["force"] = false
+		op["ignore_offline_nodes"] = false
+		op["hvparams"] = map[string]any{}
+		op["beparams"] = map[string]any{}
+		op["no_remember"] = false
+		op["startup_paused"] = false
 	}
 	var result any
 	if len(j.Result) > 0 {

@@ -289,7 +289,7 @@ func TestHungJobHoldsLock(t *testing.T) {
 	id, _ := eng.Submit("xen1.example.com", 0, "admin", nil, false)
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		res, _ := eng.QueryLocks([]string{"name", "mode", "owner", "pending"})
+		res, _ := eng.QueryLocks([]string{"name", "mode", "owner", "pending"}, nil)
 		b, _ := json.Marshal(res.Data)
 		if strings.Contains(string(b), `[[0,"instance/xen1.example.com"],[0,"exclusive"],[0,["1"]],[0,[]]]`) {
 			break
@@ -300,7 +300,7 @@ func TestHungJobHoldsLock(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	eng.Finish(id, "success", nil)
-	res, _ := eng.QueryLocks([]string{"name"})
+	res, _ := eng.QueryLocks([]string{"name"}, nil)
 	if len(res.Data) != 0 {
 		t.Errorf("locks after finish: %v", res.Data)
 	}

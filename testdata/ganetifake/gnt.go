@@ -3,6 +3,7 @@ package ganetifake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -256,7 +257,8 @@ func printTable(w io.Writer, header []string, rows [][]string, sep *string) {
 	}
 }
 
-// RunGntInstance is the gnt-instance fake: `list` and `shutdown`.
+// RunGntInstance is the gnt-instance fake: `list`, `shutdown` and
+// `startup`.
 func RunGntInstance(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	env, code := prepare("gnt-instance", args, getenv, stdout, stderr)
 	if env == nil {
@@ -276,6 +278,8 @@ func RunGntInstance(args []string, getenv func(string) string, stdout, stderr io
 		return env.list(o)
 	case "shutdown":
 		return env.shutdown(o)
+	case "startup":
+		return env.startup(o)
 	}
 	fmt.Fprintf(stderr, "gnt-instance (ganetifake): command %q not faked\n", args[0])
 	return 1
@@ -337,6 +341,25 @@ func (env *gntEnv) list(o listOpts) int {
 }
 
 func (env *gntEnv) shutdown(o listOpts) int {
+	return env.perInstance(o, "shutdown", func(name string, reason []Reason) (int64, error) {
+		if o.timeout < 0 {
+			return 0, errors.New("prerequisites not met for this operation:\nerror type: wrong_input, error details:\nParameter 'OP_INSTANCE_SHUTDOWN.timeout' fails validation")
+		}
+		return env.engine.Submit(name, o.timeout, "admin", reason, false)
+	})
+}
+
+func (env *gntEnv) startup(o listOpts) int {
+	return env.perInstance(o, "startup", func(name string, reason []Reason) (int64, error) {
+		return env.engine.SubmitStartup(name, reason, false)
+	})
+}
+
+// perInstance runs one job per named instance as gnt-instance's
+// GenericManyOps does: every name must be known, each job is submitted
+// and waited for ("Waiting for job N for NAME ..."), a failed job is
+// reported and makes the exit code 1.
+func (env *gntEnv) perInstance(o listOpts, verb string, submit func(string, []Reason) (int64, error)) int {
 	var names []string
 	for _, n := range o.args {
 		if env.state.instance(n) != nil {
@@ -347,10 +370,6 @@ func (env *gntEnv) shutdown(o listOpts) int {
 		fmt.Fprintln(env.stderr, "Failure: prerequisites not met for this operation:\nerror type: wrong_input, error details:\nSelection filter does not match any instances")
 		return 1
 	}
-	if o.timeout < 0 {
-		fmt.Fprintln(env.stderr, "Failure: prerequisites not met for this operation:\nerror type: wrong_input, error details:\nParameter 'OP_INSTANCE_SHUTDOWN.timeout' fails validation")
-		return 1
-	}
 	rc := 0
 	for _, name := range names {
 		now := time.Now().UnixNano()
@@ -358,8 +377,8 @@ func (env *gntEnv) shutdown(o listOpts) int {
 		if o.reason != "" {
 			reason = append(reason, Reason{"gnt:user", o.reason, now})
 		}
-		reason = append(reason, Reason{"gnt:client:gnt-instance", "shutdown", now})
-		id, err := env.engine.Submit(name, o.timeout, "admin", reason, false)
+		reason = append(reason, Reason{"gnt:client:gnt-instance", verb, now})
+		id, err := submit(name, reason)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "Failure: %v\n", err)
 			return 1
@@ -448,7 +467,7 @@ func RunGntDebug(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if fields == nil {
 		fields = []string{"name", "mode", "owner", "pending"}
 	}
-	res, err := env.engine.QueryLocks(fields)
+	res, err := env.engine.QueryLocks(fields, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "Failure: %v\n", err)
 		return 1

@@ -121,15 +121,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ContentType: r.Header.Get("Content-Type"), User: user, Status: sw.status,
 		})
 	}()
-	w.Header().Set("Server", "Ganeti 3.0.2")
+	prof, server := profiles["3.0"], ""
+	if st, err := h.Engine.Store.Snapshot(); err == nil {
+		prof, server = mustProfile(st), st.Knobs.ServerHeader
+	}
+	switch server {
+	case "":
+		w.Header().Set("Server", "Ganeti "+prof.release)
+	case "-":
+	default:
+		w.Header().Set("Server", server)
+	}
 	w.Header().Set("Connection", "close")
 	result, herr := h.serve(r, body)
 	if herr != nil {
 		if herr.code == 401 {
 			w.Header().Set("WWW-Authenticate", `Basic realm="Ganeti Remote API"`)
 		}
+		esc := cgiEscaper
+		if prof.htmlEscape {
+			esc = pyEscaper
+		}
 		writeJSON(sw, herr.code, map[string]any{
-			"code": herr.code, "message": pyEscaper.Replace(herr.message), "explain": herr.explain,
+			"code": herr.code, "message": esc.Replace(herr.message), "explain": herr.explain,
 		})
 		return
 	}
@@ -139,6 +153,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // pyEscaper escapes error messages as Ganeti's HTTP server does (Python's
 // html.escape): the captures show "doesn&#x27;t".
 var pyEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#x27;")
+
+// cgiEscaper escapes as Ganeti 2.x does (Python 2's cgi.escape): quotes
+// are left alone.
+var cgiEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	var buf bytes.Buffer
@@ -158,6 +176,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func (h *Handler) serve(r *http.Request, body []byte) (any, *httpError) {
 	st, err := h.Engine.Store.Snapshot()
+	if err != nil {
+		return nil, errorOf(500, err.Error())
+	}
+	prof, err := profileOf(st.Cluster.Version)
 	if err != nil {
 		return nil, errorOf(500, err.Error())
 	}
@@ -210,20 +232,31 @@ func (h *Handler) serve(r *http.Request, body []byte) (any, *httpError) {
 	case r.URL.Path == "/version" && r.Method == http.MethodGet:
 		return 2, nil
 	case r.URL.Path == "/2/info" && r.Method == http.MethodGet:
-		return map[string]any{"software_version": "3.0.2", "protocol_version": 3000000, "name": st.Cluster.Name, "master": st.Cluster.Master}, nil
+		return map[string]any{"software_version": prof.release, "protocol_version": prof.protocol, "name": st.Cluster.Name, "master": st.Cluster.Master}, nil
 	case len(segs) == 3 && segs[0] == "2" && segs[1] == "query":
 		return h.query(r, segs[2], q, data)
 	case len(segs) == 4 && segs[0] == "2" && segs[1] == "instances" && segs[3] == "shutdown":
 		if r.Method != http.MethodPut {
 			return nil, errorOf(501, "Method "+r.Method+" is unsupported")
 		}
-		return h.shutdown(segs[2], q, data, st)
+		return h.shutdown(segs[2], q, data, st, prof)
+	case len(segs) == 4 && segs[0] == "2" && segs[1] == "instances" && segs[3] == "startup":
+		if r.Method != http.MethodPut {
+			return nil, errorOf(501, "Method "+r.Method+" is unsupported")
+		}
+		return h.startup(segs[2], q, st)
 	case len(segs) == 3 && segs[0] == "2" && segs[1] == "jobs" && r.Method == http.MethodDelete:
 		id, err := strconv.ParseInt(segs[2], 10, 64)
 		if err != nil {
 			return nil, errorOf(400, "Invalid job id")
 		}
+		if st.Knobs.RefuseCancel {
+			return []any{false, fmt.Sprintf("Job %d is no longer waiting in the queue", id)}, nil
+		}
 		ok, msg, err := h.Engine.Cancel(id)
+		if err != nil && prof.pythonQueue {
+			return []any{false, fmt.Sprintf("Job %d not found", id)}, nil
+		}
 		if err != nil {
 			return nil, errorOf(502, err.Error())
 		}
@@ -237,7 +270,12 @@ func (h *Handler) serve(r *http.Request, body []byte) (any, *httpError) {
 		if j == nil {
 			return nil, errorOf(404, "")
 		}
-		return JobJSON(*j, st.instance(j.Instance)), nil
+		if j.Status == "canceling" {
+			// The job's worker noticed the cancel: it ends now, and this
+			// poll saw it canceling.
+			h.Engine.FinishCanceling(id)
+		}
+		return JobJSON(*j, st.instance(j.Instance), prof), nil
 	}
 	return nil, errorOf(404, "")
 }
@@ -285,16 +323,17 @@ func (h *Handler) query(r *http.Request, resource string, q url.Values, data any
 	case "instance":
 		res, err = h.Engine.QueryInstances(r.Context(), fields, qfilter)
 	case "lock":
-		if qfilter != nil {
-			return nil, errorOf(400, "Filtering locks is not supported by this fake")
-		}
-		res, err = h.Engine.QueryLocks(fields)
+		res, err = h.Engine.QueryLocks(fields, qfilter)
 	default:
 		return nil, errorOf(404, "")
 	}
 	var fe *FilterError
 	if errors.As(err, &fe) {
 		return nil, errorOf(400, fe.Msg)
+	}
+	var lfe LockFilterError
+	if errors.As(err, &lfe) {
+		return nil, errorOf(500, lfe.Error())
 	}
 	if err != nil {
 		return nil, errorOf(500, err.Error())
@@ -309,7 +348,7 @@ var shutdownParams = map[string]bool{
 	"depends": true, "comment": true, "reason": true,
 }
 
-func (h *Handler) shutdown(name string, q url.Values, data any, st State) (any, *httpError) {
+func (h *Handler) shutdown(name string, q url.Values, data any, st State, prof profile) (any, *httpError) {
 	params := map[string]any{}
 	if data != nil {
 		m, ok := data.(map[string]any)
@@ -319,7 +358,7 @@ func (h *Handler) shutdown(name string, q url.Values, data any, st State) (any, 
 		params = m
 	}
 	for k := range params {
-		if !shutdownParams[k] {
+		if !shutdownParams[k] || k == "admin_state_source" && !prof.adminStateSource {
 			return nil, errorOf(400, fmt.Sprintf("Invalid body parameters: Object OpInstanceShutdown doesn't support the parameter '%s'", k))
 		}
 	}
@@ -351,6 +390,27 @@ func (h *Handler) shutdown(name string, q url.Values, data any, st State) (any, 
 	reason = append(reason, Reason{"gnt:library:rlib2:instances_name_shutdown", "", now})
 	dry := q.Get("dry-run") == "1"
 	id, err := h.Engine.Submit(name, timeout, source, reason, dry)
+	if err != nil {
+		return nil, errorOf(500, err.Error())
+	}
+	return id, nil
+}
+
+// startup answers PUT /2/instances/<name>/startup as rlib2's
+// R_2_instances_name_startup does: the body is not read (the opcode is
+// built from the path and the force, dry-run and no_remember query
+// arguments), the reason comes from the query string.
+func (h *Handler) startup(name string, q url.Values, st State) (any, *httpError) {
+	if st.Knobs.NotFound404 && st.instance(name) == nil {
+		return nil, errorOf(404, "")
+	}
+	now := time.Now().UnixNano()
+	var reason []Reason
+	if txt := q.Get("reason"); txt != "" {
+		reason = append(reason, Reason{"gnt:user", txt, now})
+	}
+	reason = append(reason, Reason{"gnt:library:rlib2:instances_name_startup", "", now})
+	id, err := h.Engine.SubmitStartup(name, reason, q.Get("dry-run") == "1")
 	if err != nil {
 		return nil, errorOf(500, err.Error())
 	}

@@ -30,8 +30,8 @@ type State struct {
 	// Canceled counts the jobs cancelled before they started.
 	Canceled int   `json:"canceled,omitempty"`
 	Knobs    Knobs `json:"knobs"`
-	// Toolstack is the xl (or xm) the shutdown job calls; empty: the job
-	// only changes the configuration.
+	// Toolstack is the xl (or xm) the shutdown and startup jobs call;
+	// empty: the jobs only change the configuration.
 	Toolstack Toolstack `json:"toolstack"`
 }
 
@@ -42,6 +42,9 @@ type ClusterInfo struct {
 	// UserShutdown is gnt-cluster modify --user-shutdown: only then does
 	// Ganeti report a powered-off domain as USER_down.
 	UserShutdown bool `json:"user_shutdown"`
+	// Version is the Ganeti version the fake answers as: one of
+	// Versions ("2.10", "2.12", "2.16", "3.0"); "" is 3.0.
+	Version string `json:"version,omitempty"`
 }
 
 // Instance is one instance of the fake cluster's configuration.
@@ -69,7 +72,8 @@ type Reason struct {
 // Job is a job of the fake queue.
 type Job struct {
 	ID int64 `json:"id"`
-	// OpID is OP_INSTANCE_SHUTDOWN for the jobs the fake runs; tests add
+	// OpID is OP_INSTANCE_SHUTDOWN or OP_INSTANCE_STARTUP for the jobs
+	// the fake runs; tests add
 	// other jobs (e.g. OP_INSTANCE_STARTUP, status running) to hold an
 	// instance's lock.
 	OpID             string          `json:"op_id"`
@@ -105,16 +109,39 @@ type Knobs struct {
 	// Ganeti's master does when it holds a job back), until cancelled or
 	// the knob is cleared and Schedule runs.
 	QueueJobs map[string]bool `json:"queue_jobs,omitempty"`
+	// RefuseCancel answers every job cancel with Ganeti's refusal
+	// ([false, "Job N is no longer waiting in the queue"]), as for a job
+	// that left the queue in the meantime, and cancels nothing.
+	RefuseCancel bool `json:"refuse_cancel,omitempty"`
+	// ServerHeader replaces the Server header of every RAPI answer
+	// ("Ganeti <release>"), as a proxy in front of RAPI may; "-" sends
+	// none.
+	ServerHeader string `json:"server_header,omitempty"`
+	// OtherClients make lock holders that are no job: lock name -> the
+	// client's name as the cluster's version prints it (2.12 and later
+	// JSON-quote it, e.g. `"MainThread"`; 2.10 names masterd's thread).
+	// Each holds its lock shared.
+	OtherClients map[string]string `json:"other_clients,omitempty"`
 	// NotFound404 answers a shutdown of an unknown instance with HTTP
 	// 404, as a RAPI that checks the name first would; by default the job
 	// is accepted and fails with Ganeti's "not known" error.
 	NotFound404 bool `json:"not_found_404,omitempty"`
 }
 
-// Toolstack is the command the shutdown job runs.
+// Toolstack is the command the shutdown and startup jobs run.
 type Toolstack struct {
 	Command string   `json:"command,omitempty"`
 	Env     []string `json:"env,omitempty"`
+	// ConfigDir is where the instances' Xen configs live (default
+	// /etc/xen): a startup job runs `xl create CONFIG_DIR/NAME`.
+	ConfigDir string `json:"config_dir,omitempty"`
+}
+
+func (ts Toolstack) configDir() string {
+	if ts.ConfigDir == "" {
+		return "/etc/xen"
+	}
+	return ts.ConfigDir
 }
 
 // instance returns a pointer to the named instance, or nil.
@@ -183,6 +210,7 @@ func clone(st State) State {
 	c.Knobs.FailJobs = maps.Clone(st.Knobs.FailJobs)
 	c.Knobs.HangJobs = maps.Clone(st.Knobs.HangJobs)
 	c.Knobs.QueueJobs = maps.Clone(st.Knobs.QueueJobs)
+	c.Knobs.OtherClients = maps.Clone(st.Knobs.OtherClients)
 	c.Toolstack.Env = slices.Clone(st.Toolstack.Env)
 	return c
 }

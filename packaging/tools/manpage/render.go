@@ -12,7 +12,7 @@ type Meta struct {
 }
 
 // pages lists every page of the package, for SEE ALSO.
-var pages = []string{"userdown-hvconfig", "userdown-hook", "userdown-detect", "userdown-destroy"}
+var pages = []string{"userdown-hvconfig", "userdown-hook", "userdown-detect", "userdown-destroy", "userdown-watchd"}
 
 // Render writes the roff source of the manual page of name.
 func Render(name string, h Help, cmds []Help, m Meta) string {
@@ -92,7 +92,8 @@ The configuration; every key has a default, listed commented out in the
 file the package installs.
 .TP
 .I /var/lib/ganeti\-userdown/
-Intents, observations and reaper bookkeeping.
+Intents, observations, reaper bookkeeping, the event daemon's status
+(watchd.json) and the metrics' totals (metrics.json).
 .TP
 .I /usr/lib/ganeti\-userdown/real/xl
 The real toolstack, diverted there by the package.
