@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 
+	"ganeti-userdown/detect"
 	"ganeti-userdown/internal/dnsname"
 )
 
@@ -43,6 +44,10 @@ type ActionKind string
 
 // Action kinds, one per row cell of the design's "Hooks" table.
 const (
+	// GuardStart refuses a start that would undo a user's poweroff
+	// (detect.GuardStart); when it refuses, the actions after it do not
+	// run and the pre hook fails, aborting Ganeti's job.
+	GuardStart ActionKind = "guard-start"
 	// DestroyDead destroys a preserved dead (shut down or crashed)
 	// domain named Instance, re-checked by domid, so that starting the
 	// instance is not a no-op.
@@ -74,6 +79,9 @@ type Action struct {
 	// Optional marks a RewriteConfig whose file may legitimately be
 	// absent.
 	Optional bool `json:"optional,omitempty"`
+	// Start is what the hook environment says of the start a GuardStart
+	// is about.
+	Start *detect.StartRequest `json:"start,omitempty"`
 }
 
 // Decision is what a hook run does on this node, and why: the result of
@@ -181,6 +189,11 @@ func Plan(env map[string]string, node string) (Decision, error) {
 	}
 	p.Instance = name
 	p.Actions = actions(p.Hook, p.Phase, p.Role, name)
+	for i := range p.Actions {
+		if p.Actions[i].Kind == GuardStart {
+			p.Actions[i].Start = startRequest(env, name, node)
+		}
+	}
 	if len(p.Actions) == 0 {
 		p.Why = fmt.Sprintf("%s %s on the %s node of %s: nothing to do", p.Hook, p.Phase, p.Role, name)
 	} else {
@@ -234,7 +247,7 @@ func actions(hook string, phase Phase, r Role, name string) []Action {
 	out := []Action{}
 	switch {
 	case hook == "instance-start" && r == RolePrimary && phase == Pre:
-		out = append(out, Action{Kind: DestroyDead, Instance: name})
+		out = append(out, Action{Kind: GuardStart, Instance: name}, Action{Kind: DestroyDead, Instance: name})
 	case hook == "instance-start" && r == RolePrimary && phase == Post:
 		out = append(out, Action{Kind: RewriteConfig, Instance: name}, Action{Kind: VerifyActions, Instance: name})
 	case hook == "instance-add" && r == RolePrimary && phase == Pre:
@@ -254,6 +267,25 @@ func actions(hook string, phase Phase, r Role, name string) []Action {
 		out = append(out, Action{Kind: RewriteConfig, Instance: name, Optional: true})
 	}
 	return out
+}
+
+// startRequest reads what the start guard needs from an instance-start
+// environment. GANETI_FORCE is "True" or "False" in every Ganeti from 2.0
+// to 3.0 (Python's str of the opcode's force); anything else counts as not
+// forced. GANETI_INSTANCE_TAGS is space-separated; when it is absent the
+// tags are unknown (nil) and the default policy applies.
+func startRequest(env map[string]string, name, node string) *detect.StartRequest {
+	rq := &detect.StartRequest{
+		Instance:     name,
+		Node:         node,
+		Forced:       env["GANETI_FORCE"] == "True",
+		AdminState:   env["GANETI_INSTANCE_STATUS"],
+		DiskTemplate: env["GANETI_INSTANCE_DISK_TEMPLATE"],
+	}
+	if tags, ok := env["GANETI_INSTANCE_TAGS"]; ok {
+		rq.Tags = strings.Fields(tags)
+	}
+	return rq
 }
 
 // MaxNameLen is the longest DNS name.

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"errors"
+	"ganeti-userdown/detect"
 	"ganeti-userdown/internal/testbin"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,17 @@ func act(kind ActionKind, inst, op string) Action {
 
 const xen1 = "xen1.example.com"
 
+// guardXen1 is the start guard's action for xen1's captured starts, with
+// the request read from the capture: not forced (GANETI_FORCE=False), the
+// admin state before the start, the tags and the disk template.
+//
+// Reference: design.md, "The start guard".
+func guardXen1(status string) Action {
+	return Action{Kind: GuardStart, Instance: xen1, Start: &detect.StartRequest{
+		Instance: xen1, Node: "NODE1.example.com", AdminState: status, Tags: []string{"owner:bob"}, DiskTemplate: "diskless",
+	}}
+}
+
 // xenCaptures is what each real capture of a Xen instance must plan on
 // its primary node1.example.com.
 //
@@ -67,11 +79,11 @@ var xenCaptures = map[string]planWant{
 	"xen-shutdown-hung-guest-timeout3--instance-stop-post.d.env":           {RolePrimary, []Action{act(ClearIntents, xen1, "stop")}},
 	"xen-watcher-user-shutdown-cleanup--instance-stop-pre.d.env":           {RolePrimary, []Action{act(RecordIntent, xen1, "stop")}},
 	"xen-watcher-user-shutdown-cleanup--instance-stop-post.d.env":          {RolePrimary, []Action{act(ClearIntents, xen1, "stop")}},
-	"xen-instance-startup--instance-start-pre.d.env":                       {RolePrimary, []Action{act(DestroyDead, xen1, "")}},
+	"xen-instance-startup--instance-start-pre.d.env":                       {RolePrimary, []Action{guardXen1("down"), act(DestroyDead, xen1, "")}},
 	"xen-instance-startup--instance-start-post.d.env":                      {RolePrimary, []Action{act(RewriteConfig, xen1, ""), act(VerifyActions, xen1, "")}},
-	"xen-instance-startup-after-user-down--instance-start-pre.d.env":       {RolePrimary, []Action{act(DestroyDead, xen1, "")}},
+	"xen-instance-startup-after-user-down--instance-start-pre.d.env":       {RolePrimary, []Action{guardXen1("down"), act(DestroyDead, xen1, "")}},
 	"xen-instance-startup-after-user-down--instance-start-post.d.env":      {RolePrimary, []Action{act(RewriteConfig, xen1, ""), act(VerifyActions, xen1, "")}},
-	"xen-watcher-restart-usershutdown-disabled--instance-start-pre.d.env":  {RolePrimary, []Action{act(DestroyDead, xen1, "")}},
+	"xen-watcher-restart-usershutdown-disabled--instance-start-pre.d.env":  {RolePrimary, []Action{guardXen1("up"), act(DestroyDead, xen1, "")}},
 	"xen-watcher-restart-usershutdown-disabled--instance-start-post.d.env": {RolePrimary, []Action{act(RewriteConfig, xen1, ""), act(VerifyActions, xen1, "")}},
 }
 
@@ -390,5 +402,32 @@ func BenchmarkPlan(b *testing.B) {
 		if _, err := Plan(env, "node1.example.com"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestPlanStartGuardGaneti2: a Ganeti 2.x start environment (the 2.0
+// documentation's capture in its pre phase: upper-case phase, no
+// GANETI_INSTANCE_TAGS, a DRBD instance, a forced start) gives the guard
+// what it needs: forced, the admin state, unknown tags (nil, so the
+// default policy applies), the disk template.
+//
+// Reference: design.md, "The start guard" (variables present in every
+// Ganeti from 2.0 to 3.0.2).
+func TestPlanStartGuardGaneti2(t *testing.T) {
+	env := readEnv(t, filepath.Join(fixturesDir(t), "ganeti-2.0-instance-start--instance-start-post.d.env"))
+	env["GANETI_HOOKS_PHASE"] = "PRE"
+	env["GANETI_FORCE"] = "True"
+	p, err := Plan(env, "node3.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Action{
+		{Kind: GuardStart, Instance: "instance2.example.com", Start: &detect.StartRequest{
+			Instance: "instance2.example.com", Node: "node3.example.com", Forced: true, AdminState: "down", DiskTemplate: "drbd",
+		}},
+		act(DestroyDead, "instance2.example.com", ""),
+	}
+	if d := cmp.Diff(want, p.Actions); d != "" {
+		t.Errorf("actions (-want +got):\n%s", d)
 	}
 }

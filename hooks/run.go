@@ -35,10 +35,24 @@ type IntentStore interface {
 	Intents(now time.Time) (live []state.Intent, problems []error)
 }
 
+// StartRecords is what the start guard reads and uses up in the state
+// directory (satisfied by *state.Store).
+type StartRecords interface {
+	MarkDownRecord(instance string) (state.MarkDown, bool, error)
+	ClearMarkDown(instance string) error
+	StartAllowanceOf(instance string) (state.StartAllowance, bool, error)
+	ClearStartAllowance(instance string) error
+}
+
 // Runner carries out a Decision on this node.
 type Runner struct {
 	Xen     Toolstack
 	Intents IntentStore
+	// Records holds the start guard's records; when nil the guard lets
+	// every start through.
+	Records StartRecords
+	// DefaultPolicy is [policy] default, for the start guard.
+	DefaultPolicy string
 	// ConfigDir holds the stored domain configs, one file per instance.
 	ConfigDir string
 	// Actions are the domain actions to write and verify.
@@ -66,14 +80,20 @@ type Outcome struct {
 	// Problem is a finding the operator must see (a domain running
 	// without preserve), in one line.
 	Problem string `json:"problem,omitempty"`
+	// Refused is set when the start guard refused the start: the
+	// message for the operator. The actions after it were not run.
+	Refused string `json:"refused,omitempty"`
+	// Verdict is the start guard's verdict, for GuardStart.
+	Verdict *detect.StartVerdict `json:"verdict,omitempty"`
 	// Err is set when the action failed.
 	Err error `json:"-"`
 	// Error is Err's text, for JSON.
 	Error string `json:"error,omitempty"`
 }
 
-// Failed reports whether the outcome is a failure or a problem.
-func (o Outcome) Failed() bool { return o.Err != nil || o.Problem != "" }
+// Failed reports whether the outcome is a failure, a problem or a
+// refusal.
+func (o Outcome) Failed() bool { return o.Err != nil || o.Problem != "" || o.Refused != "" }
 
 func (r *Runner) now() time.Time {
 	if r.Now != nil {
@@ -99,29 +119,55 @@ func (r *Runner) log() *slog.Logger {
 
 // Run performs every action of d in order and reports each (the caller
 // prints or logs the outcomes; Run logs only the details behind them).
-// One failing action does not stop the others.
+// One failing action does not stop the others; a refused start does:
+// nothing after it runs.
 func (r *Runner) Run(ctx context.Context, d Decision) []Outcome {
 	out := make([]Outcome, 0, len(d.Actions))
+	var rs runState
 	for _, a := range d.Actions {
-		o := r.do(ctx, a)
+		o := r.do(ctx, a, &rs)
 		o.Action = a
 		if o.Err != nil {
 			o.Error = o.Err.Error()
 		}
 		out = append(out, o)
+		if o.Refused != "" {
+			break
+		}
 	}
 	return out
 }
 
-func (r *Runner) do(ctx context.Context, a Action) Outcome {
+// Refused returns the refusal message of outcomes, or "".
+func Refused(outcomes []Outcome) string {
+	for _, o := range outcomes {
+		if o.Refused != "" {
+			return o.Refused
+		}
+	}
+	return ""
+}
+
+// runState is what one action of a run leaves for the next: the domains
+// the start guard judged, so that the start's DestroyDead destroys only
+// a domain the guard saw dead (a domain its user powers off while the
+// start's pre hook runs is kept: the start then finds it in the way).
+type runState struct {
+	guardSaw    []xen.Domain
+	guardListed bool
+}
+
+func (r *Runner) do(ctx context.Context, a Action, rs *runState) Outcome {
 	// Plan validated the name already; check again since a Decision
 	// can be built by hand.
 	if err := ValidName(a.Instance); err != nil {
 		return Outcome{Err: fmt.Errorf("instance name: %w", err)}
 	}
 	switch a.Kind {
+	case GuardStart:
+		return r.guardStart(ctx, a, rs)
 	case DestroyDead:
-		return r.destroyDead(ctx, a.Instance)
+		return r.destroyDead(ctx, a.Instance, rs)
 	case RewriteConfig:
 		return r.rewrite(a.Instance, a.Optional)
 	case VerifyActions:
@@ -144,13 +190,70 @@ func (r *Runner) do(ctx context.Context, a Action) Outcome {
 	return Outcome{Err: fmt.Errorf("unknown action %q", a.Kind)}
 }
 
-// destroyDead destroys the preserved dead domains of instance, by domid,
-// each re-checked right before (destroy.Safely). A crashed one is dumped
-// first when a dump directory is configured.
-func (r *Runner) destroyDead(ctx context.Context, instance string) Outcome {
+// guardStart reads what detect.GuardStart decides on and carries out its
+// verdict. Whatever it cannot read it logs and goes without: a guard that
+// cannot see a user's poweroff lets the start through, as every other
+// pre-hook path does (design.md, "The start guard").
+func (r *Runner) guardStart(ctx context.Context, a Action, rs *runState) Outcome {
+	if a.Start == nil || r.Records == nil {
+		return Outcome{Done: "start guard not set up: start let through"}
+	}
+	now := r.now()
+	in := detect.StartInput{Request: *a.Start, DefaultPolicy: r.DefaultPolicy, Now: now}
 	doms, err := r.Xen.List(ctx)
 	if err != nil {
-		return Outcome{Err: fmt.Errorf("list domains: %w", err)}
+		r.log().Warn("start guard: domains not listed; judging on the records alone", "instance", a.Instance, "err", err)
+	} else {
+		rs.guardSaw, rs.guardListed = doms, true
+	}
+	in.Domains = doms
+	intents, problems := r.Intents.Intents(now)
+	for _, p := range problems {
+		r.log().Warn("intent store", "problem", p)
+	}
+	in.Intents = intents
+	if md, ok, err := r.Records.MarkDownRecord(a.Instance); err != nil {
+		r.log().Warn("start guard: mark-down record unreadable, ignored", "instance", a.Instance, "err", err)
+	} else if ok {
+		in.MarkDown = &md
+	}
+	if al, ok, err := r.Records.StartAllowanceOf(a.Instance); err != nil {
+		r.log().Warn("start guard: start allowance unreadable, ignored", "instance", a.Instance, "err", err)
+	} else if ok {
+		in.Allowance = &al
+	}
+	v := detect.GuardStart(in)
+	if v.ClearMarkDown {
+		if err := r.Records.ClearMarkDown(a.Instance); err != nil {
+			r.log().Warn("start guard: mark-down record not removed", "instance", a.Instance, "err", err)
+		}
+	}
+	if v.ClearAllowance {
+		if err := r.Records.ClearStartAllowance(a.Instance); err != nil {
+			r.log().Warn("start guard: start allowance not removed", "instance", a.Instance, "err", err)
+		}
+	}
+	o := Outcome{Verdict: &v}
+	if v.Refuse {
+		o.Refused = v.Message
+		return o
+	}
+	o.Done = "start of " + a.Instance + " let through: " + v.Why
+	return o
+}
+
+// destroyDead destroys the preserved dead domains of instance, by domid,
+// each re-checked right before (destroy.Safely). A crashed one is dumped
+// first when a dump directory is configured. After the start guard it
+// considers only the domains the guard judged (destroy.Safely then skips
+// any whose state changed since), else it lists them itself.
+func (r *Runner) destroyDead(ctx context.Context, instance string, rs *runState) Outcome {
+	doms := rs.guardSaw
+	if !rs.guardListed {
+		var err error
+		if doms, err = r.Xen.List(ctx); err != nil {
+			return Outcome{Err: fmt.Errorf("list domains: %w", err)}
+		}
 	}
 	dead := detect.DeadDomainsOf(doms, instance)
 	if len(dead) == 0 {

@@ -10,6 +10,7 @@ import (
 	"ganeti-userdown/destroy"
 	"ganeti-userdown/detect"
 	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/state"
 )
 
 // MarkDownReason is the reason text recorded in Ganeti's job for marking
@@ -60,9 +61,21 @@ func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (fai
 			rep.Jobs = append(rep.Jobs, res)
 			continue
 		}
+		// The start guard's record goes first: Ganeti may run a restart
+		// queued behind this job the moment it ends, before the job's
+		// end is seen here (design.md, "The start guard").
+		if err := s.Store.RecordMarkDown(state.MarkDown{Instance: d.Name, DomID: d.DomID, UUID: d.UUID, State: d.State, Submitted: s.Now().UTC()}); err != nil {
+			log.Warn("mark-down record not written: the start guard will not see this mark-down", "instance", d.Name, "err", err)
+		}
 		req := ganeti.MarkDownRequest{Name: d.Name, Reason: MarkDownReason(rep.Node, d), UserSource: d.UserSource}
 		job, err := c.MarkDown(ctx, req)
 		res.JobID, res.Status, res.Error = job.ID, job.Status, job.Error
+		if err != nil && (job.ID == 0 || errors.Is(err, ganeti.ErrJobDeferred) || errors.Is(err, ganeti.ErrInstanceGone)) {
+			// Nothing was marked down: no start is to be refused for it.
+			if cerr := s.Store.ClearMarkDown(d.Name); cerr != nil {
+				log.Warn("mark-down record not removed", "instance", d.Name, "err", cerr)
+			}
+		}
 		switch {
 		case err == nil:
 			log.Info("marked down", "instance", d.Name, "job", job.ID)

@@ -17,9 +17,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
+	"ganeti-userdown/detect"
 	"ganeti-userdown/hooks"
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/state"
@@ -37,7 +39,8 @@ Ganeti runs it with no arguments; everything comes from its GANETI_*
 environment variables (of the rest of the environment only
 $USERDOWN_CONFIG is read):
 
-  instance-start      pre:  destroy the instance's preserved dead domain
+  instance-start      pre:  the start guard (below), then destroy the
+                            instance's preserved dead domain
                       post: rewrite <config_dir>/<instance> and verify the
                             live domain runs with the configured actions
   instance-stop, -reboot, -remove
@@ -57,8 +60,23 @@ It acts only for xen-pvm and xen-hvm instances, only on the node
 concerned ([cluster] node, default the host's FQDN), only with
 GANETI_HOOKS_VERSION 2.
 
-Exit status: a pre phase always exits 0 (a failing pre hook would abort
-the operator's job); errors are logged. A post phase exits 1 when an
+The start guard: the instance-start pre hook refuses (exit 1, which
+aborts Ganeti's job with the message printed) a start that is not forced
+of an instance of policy down whose user powered it off and that is not
+marked down yet, or that ganeti-userdown marked down less than 10 minutes
+ago and that was not started since: Ganeti's watcher restarting it from
+a status it read before the mark-down. Repeating a start refused after a
+mark-down works; otherwise run, on the instance's primary node,
+
+  userdown-hook --allow-start INSTANCE
+
+which lets the next start of INSTANCE within 10 minutes through, or use
+gnt-instance startup --force (for DRBD disks --force also ignores the
+secondary node's errors).
+
+Exit status: a pre phase exits 0 whatever else happens (a failing pre
+hook would abort the operator's job), errors are logged; the start
+guard's refusal is the one exception. A post phase exits 1 when an
 action failed or the domain runs without the configured actions, 2 on a
 usage or configuration error; 0 otherwise.
 
@@ -71,6 +89,7 @@ type flags struct {
 	DryRun  bool             `name:"dry-run" help:"Print the decision; change nothing."`
 	EnvFile string           `name:"env-file" placeholder:"PATH" help:"Read the GANETI_* variables from this file (KEY=VALUE lines, as Ganeti hook captures) instead of the environment."`
 	Node    string           `name:"node" help:"This node's Ganeti name (default: [cluster] node, else the host's FQDN)."`
+	Allow   string           `name:"allow-start" placeholder:"INSTANCE" help:"Let the next start of INSTANCE on this node (its primary) through the start guard, within 10 minutes, and exit."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -136,6 +155,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		log.Error(err.Error())
 		return fail(cli.ExitUsage)
 	}
+	if c.Allow != "" {
+		return allowStart(c.Allow, state.Open(cfg.State.Dir), stdout, log)
+	}
 	node := c.Node
 	if node == "" {
 		if node, err = cfg.Cluster.NodeName(); err != nil {
@@ -171,20 +193,35 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	defer stop()
 	x := xen.NewClient(xen.Flavour(cfg.Xen.Toolstack), cfg.Xen.Command, cfg.Xen.Timeout.Duration)
 	x.SetLogger(log)
+	store := state.Open(cfg.State.Dir).WithIntentTTL(cfg.State.IntentTTL.Duration)
 	r := &hooks.Runner{
-		Xen:       x,
-		Intents:   state.Open(cfg.State.Dir).WithIntentTTL(cfg.State.IntentTTL.Duration),
-		ConfigDir: cfg.Xen.ConfigDir,
-		Actions:   cfg.Actions.ActionList(),
-		IntentTTL: cfg.State.IntentTTL.Duration,
-		DumpDir:   cfg.Crash.DumpDir,
-		Keep:      cfg.Crash.Keep,
-		Log:       log,
+		Xen:           x,
+		Intents:       store,
+		Records:       store,
+		ConfigDir:     cfg.Xen.ConfigDir,
+		DefaultPolicy: cfg.Policy.Default,
+		Actions:       cfg.Actions.ActionList(),
+		IntentTTL:     cfg.State.IntentTTL.Duration,
+		DumpDir:       cfg.Crash.DumpDir,
+		Keep:          cfg.Crash.Keep,
+		Log:           log,
 	}
 	outcomes := r.Run(ctx, d)
 	failed := false
 	for _, o := range outcomes {
 		failed = failed || o.Failed()
+	}
+	if msg := hooks.Refused(outcomes); msg != "" {
+		// Ganeti shows the hook's stdout, then its stderr, in the
+		// job's error: the message comes first, alone on its line.
+		if c.JSON {
+			writeJSON(stdout, report{Decision: d, Outcomes: outcomes})
+		} else {
+			fmt.Fprintln(stdout, msg)
+		}
+		log.Warn("start refused", "instance", d.Instance, "why", msg)
+		// The one pre-hook path that fails: design.md, "The start guard".
+		return 1
 	}
 	if c.JSON {
 		writeJSON(stdout, report{Decision: d, Outcomes: outcomes})
@@ -204,6 +241,23 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return fail(cli.ExitFailed)
 	}
 	return cli.ExitOK
+}
+
+// allowStart records an operator's allowance for the next start of
+// instance.
+func allowStart(instance string, st *state.Store, stdout io.Writer, log *slog.Logger) int {
+	if err := hooks.ValidName(instance); err != nil {
+		log.Error("--allow-start: " + err.Error())
+		return 2
+	}
+	now := time.Now().UTC()
+	a := state.StartAllowance{Instance: instance, Created: now, Expires: now.Add(detect.AllowStartFor)}
+	if err := st.AllowStart(a); err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	fmt.Fprintf(stdout, "the next start of %s on this node until %s goes through ganeti-userdown's start guard\n", instance, a.Expires.Format(time.RFC3339))
+	return 0
 }
 
 func envList(m map[string]string) []string {

@@ -598,3 +598,98 @@ func TestUntrustedStateDirNeverFailsAPrePhase(t *testing.T) {
 		t.Errorf("written into an untrusted state dir: %v", files)
 	}
 }
+
+// TestStartGuard plays the two orders of the multi-node race with the
+// real captures: the watcher's restart before our mark-down (a preserved
+// user poweroff, admin up) and after it (admin down, domain gone, our
+// record fresh). Each is refused with the message first on stdout and
+// exit 1, the preserved domain kept; the ways through the message names
+// work: starting again after a mark-down, --allow-start, --force.
+//
+// Reference: design.md, "The start guard", rows 1, 2, 4, 5 and 6.
+func TestStartGuard(t *testing.T) {
+	n := newNode(t, "node1.example.com")
+	const inst = "xen1.example.com"
+	n.create(inst)
+	n.xlRun("sim", "poweroff", inst)
+	restart := capture(t, "xen-watcher-restart-usershutdown-disabled--instance-start-pre.d.env")
+
+	// Row 4: the master restarts it before our mark-down ran.
+	for i := 0; i < 2; i++ {
+		r := n.runHook(restart)
+		wantCode(t, r, 1)
+		if !strings.HasPrefix(r.stdout, "ganeti-userdown: not starting xen1.example.com: its user powered it off from inside the guest") ||
+			!strings.Contains(r.stdout, "userdown-hook --allow-start xen1.example.com` on node1.example.com") {
+			t.Fatalf("refusal %d: stdout:\n%s", i+1, r.stdout)
+		}
+		if d := n.domains()[inst]; !d.State.UserPoweredOff() {
+			t.Fatalf("refusal %d: the preserved domain was not kept: %+v", i+1, d)
+		}
+	}
+
+	// Row 2: an operator allows the next start.
+	r := n.runHook(nil, "--allow-start", inst)
+	wantCode(t, r, 0)
+	if r = n.runHook(restart); r.code != 0 {
+		t.Fatalf("allowed start: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, ok := n.domains()[inst]; ok {
+		t.Fatalf("allowed start left the preserved domain")
+	}
+	if _, found, _ := state.Open(n.stateDir).StartAllowanceOf(inst); found {
+		t.Errorf("the allowance was not used up")
+	}
+
+	// Row 5: our mark-down ran first (record written, domain destroyed by
+	// Ganeti's shutdown); the watcher's restart then sees admin down.
+	st := state.Open(n.stateDir)
+	if err := st.RecordMarkDown(state.MarkDown{Instance: inst, DomID: 1, Submitted: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	after := capture(t, "xen-instance-startup-after-user-down--instance-start-pre.d.env")
+	r = n.runHook(after)
+	wantCode(t, r, 1)
+	if !strings.HasPrefix(r.stdout, "ganeti-userdown: not starting xen1.example.com:") || !strings.Contains(r.stdout, "start it again (only the first start after a mark-down is refused)") {
+		t.Fatalf("stdout:\n%s", r.stdout)
+	}
+	// Row 6: the second start goes through.
+	wantCode(t, n.runHook(after), 0)
+
+	// Row 1: a forced start goes through a fresh record.
+	if err := st.RecordMarkDown(state.MarkDown{Instance: inst, DomID: 1, Submitted: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	forced := capture(t, "xen-instance-startup-after-user-down--instance-start-pre.d.env")
+	forced["GANETI_FORCE"] = "True"
+	wantCode(t, n.runHook(forced), 0)
+	if _, found, _ := st.MarkDownRecord(inst); found {
+		t.Errorf("a forced start did not use up the mark-down record")
+	}
+}
+
+// TestStartGuardOtherPathsExitZero: the refusal is the only pre-hook
+// path that fails; a guard whose inputs are unreadable (a corrupt record,
+// a toolstack that fails) lets the start through with exit 0.
+//
+// Reference: design.md, "Hooks": "ours always exit 0 in the pre phase",
+// and "The start guard": "a guard that cannot read ... lets the start
+// through".
+func TestStartGuardOtherPathsExitZero(t *testing.T) {
+	n := newNode(t, "node1.example.com")
+	const inst = "xen1.example.com"
+	dir := filepath.Join(n.stateDir, "start-guard")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "markdown@"+inst+".json"), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := n.runHook(capture(t, "xen-instance-startup-after-user-down--instance-start-pre.d.env"))
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stderr, "mark-down record unreadable") {
+		t.Errorf("stderr does not name the unreadable record:\n%s", r.stderr)
+	}
+	if r := n.runHook(nil, "--allow-start", "../evil"); r.code != 2 {
+		t.Errorf("--allow-start ../evil: exit %d, want 2", r.code)
+	}
+}
