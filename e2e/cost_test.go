@@ -26,9 +26,12 @@ func (n *node) masterRequests() []string {
 // running, detect and destroy make no request to the master. Otherwise one
 // config-only query, filtered to this node"; at most two reads (instances,
 // locks) per program run plus, for detect, one job per instance to mark
-// (and its polls).
-func TestRequestsPerWatcherRun(t *testing.T) {
-	n := newNode(t, xen.XL, []instance{
+// (and its polls). The same on every Ganeti version: the client learns
+// the version from the answers it gets anyway, with no request of its own.
+func TestRequestsPerWatcherRun(t *testing.T) { eachVersion(t, testRequestsPerWatcherRun) }
+
+func testRequestsPerWatcherRun(t *testing.T, version string) {
+	n := newNodeAt(t, version, xen.XL, []instance{
 		{name: "a.example.com", admin: "up"}, {name: "b.example.com", admin: "up"}, {name: "c.example.com", admin: "up"},
 	}, "")
 	for _, name := range []string{"a.example.com", "b.example.com", "c.example.com"} {
@@ -72,10 +75,10 @@ func TestRequestsPerWatcherRun(t *testing.T) {
 }
 
 // BenchmarkGanetiStop measures a Ganeti-initiated stop of a guest that
-// takes 200ms to power off: through the shim without -w (Ganeti up to
-// 2.10: the reaper ends the stop), through the shim with -w (Ganeti 2.11
-// and later), and without the shim with preserve set (Ganeti up to 2.10
-// then waits for its whole timeout, here 3s).
+// takes 200ms to power off: through the shim without -w (Ganeti 2.9.0
+// and 2.9.1: the reaper ends the stop), through the shim with -w (Ganeti
+// 2.9.2 and later), and without the shim with preserve set (Ganeti 2.9.0
+// and 2.9.1 then wait for their whole timeout, here 3s).
 func BenchmarkGanetiStop(b *testing.B) {
 	for _, tc := range []struct {
 		name    string

@@ -70,3 +70,38 @@ func FuzzParseShutdownOutput(f *testing.F) {
 		}
 	})
 }
+
+// lockQuery210Body builds the lock query answer of a Ganeti 2.10 master
+// with n instances: 2.9 to 2.11 list every lock, so the answer grows with
+// the cluster, not with its activity. One instance lock is held by a job
+// thread.
+func lockQuery210Body(n int) []byte {
+	fields := []map[string]string{}
+	for _, f := range lockFields {
+		fields = append(fields, map[string]string{"name": f, "title": f, "kind": "other", "doc": ""})
+	}
+	data := [][][2]any{{{0, "cluster/BGL"}, {0, "shared"}, {0, []string{"Jq3/Job15/I_SHUTDOWN"}}, {0, []any{}}}}
+	for i := 0; i < n; i++ {
+		row := [][2]any{{0, fmt.Sprintf("instance/inst%d.example.com", i)}, {0, nil}, {0, nil}, {0, []any{}}}
+		if i == n/2 {
+			row[1], row[2] = [2]any{0, "exclusive"}, [2]any{0, []string{"Jq3/Job15/I_SHUTDOWN"}}
+		}
+		data = append(data, row)
+	}
+	b, _ := json.Marshal(map[string]any{"fields": fields, "data": data})
+	return b
+}
+
+// BenchmarkParseLockQuery210 measures parsing a 2.10 master's whole lock
+// listing (every lock of a 1000-instance cluster), the answer the RAPI
+// client reads on 2.9 to 2.11, where lock queries cannot be filtered.
+func BenchmarkParseLockQuery210(b *testing.B) {
+	body := lockQuery210Body(1000)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		locks, err := ParseLockQuery(body)
+		if err != nil || len(LockedInstances(locks, []string{"inst500.example.com"})) != 1 {
+			b.Fatal(err)
+		}
+	}
+}

@@ -173,6 +173,25 @@ func TestOtherOwner(t *testing.T) {
 	}
 }
 
+// userDownCluster starts a fake cluster of version whose web1 the cluster
+// reports USER_down (user shutdown on), with the Server header replaced
+// by serverHeader unless it is empty, and a RAPI client that queried its
+// instances, as a run does first.
+func userDownCluster(t *testing.T, version, serverHeader string) (*ganetifake.Server, *RAPI) {
+	t.Helper()
+	st := fakeState()
+	st.Cluster.Version = version
+	st.Knobs.ServerHeader = serverHeader
+	st.Cluster.UserShutdown = true
+	st.Instances[0].Status = "USER_down"
+	f := ganetifake.Start(t, st)
+	c := newRAPI(t, f, nil)
+	if _, err := c.Instances(context.Background(), "node1.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	return f, c
+}
+
 // TestRAPIPerVersion: the RAPI client learns the version from the Server
 // header of the answers it gets anyway (no request of its own when a run
 // queried instances first), filters lock queries only on a Ganeti that
@@ -193,16 +212,8 @@ func TestRAPIPerVersion(t *testing.T) {
 		{"3.0", Version{3, 0, 2}, true, "user"},
 	} {
 		t.Run(tc.version, func(t *testing.T) {
-			st := fakeState()
-			st.Cluster.Version = tc.version
-			st.Cluster.UserShutdown = true
-			st.Instances[0].Status = "USER_down"
-			f := ganetifake.Start(t, st)
-			c := newRAPI(t, f, nil)
+			f, c := userDownCluster(t, tc.version, "")
 			ctx := context.Background()
-			if _, err := c.Instances(ctx, "node1.example.com"); err != nil {
-				t.Fatal(err)
-			}
 			if v, ok := c.Version(); !ok || v != tc.release {
 				t.Errorf("version %v %v, want %v", v, ok, tc.release)
 			}
@@ -291,17 +302,8 @@ func TestRAPIVersionUnknown(t *testing.T) {
 		{"3.0", `{"timeout":3,"admin_state_source":"user"}`},
 	} {
 		t.Run(tc.version, func(t *testing.T) {
-			st := fakeState()
-			st.Cluster.Version = tc.version
-			st.Knobs.ServerHeader = "-"
-			st.Cluster.UserShutdown = true
-			st.Instances[0].Status = "USER_down"
-			f := ganetifake.Start(t, st)
-			c := newRAPI(t, f, nil)
+			f, c := userDownCluster(t, tc.version, "-")
 			ctx := context.Background()
-			if _, err := c.Instances(ctx, "node1.example.com"); err != nil {
-				t.Fatal(err)
-			}
 			if _, ok := c.Version(); ok {
 				t.Error("version known without a Server header")
 			}
@@ -385,5 +387,22 @@ func TestBadNamesLeftOut(t *testing.T) {
 				t.Error("a request was sent for a bad name")
 			}
 		})
+	}
+}
+
+// TestLockFilterRefusalRead: the literal answer of Ganeti 2.10 to a
+// filtered lock query is read as that refusal, which is not retried.
+func TestLockFilterRefusalRead(t *testing.T) {
+	ae, ok := parseAPIError(versionFixture(t, "2.10-query-lock-filtered-500.json"))
+	if !ok {
+		t.Fatal("error body not read")
+	}
+	re := &RAPIError{Method: "PUT", Path: "/2/query/lock", Status: ae.Code, Message: ae.Message, Explain: ae.Explain}
+	if !lockFilterRefused(re) || retryable(re) {
+		t.Errorf("%v: refused %v, retryable %v", re, lockFilterRefused(re), retryable(re))
+	}
+	other := &RAPIError{Method: "PUT", Path: "/2/query/lock", Status: 500, Message: "Internal Server Error"}
+	if lockFilterRefused(other) || !retryable(other) {
+		t.Errorf("a plain 500 taken for the refusal")
 	}
 }

@@ -382,14 +382,8 @@ func (h *Handler) shutdown(name string, q url.Values, data any, st State, prof p
 	if st.Knobs.NotFound404 && st.instance(name) == nil {
 		return nil, errorOf(404, "")
 	}
-	now := time.Now().UnixNano()
-	var reason []Reason
-	if txt := q.Get("reason"); txt != "" {
-		reason = append(reason, Reason{"gnt:user", txt, now})
-	}
-	reason = append(reason, Reason{"gnt:library:rlib2:instances_name_shutdown", "", now})
 	dry := q.Get("dry-run") == "1"
-	id, err := h.Engine.Submit(name, timeout, source, reason, dry)
+	id, err := h.Engine.Submit(name, timeout, source, reasonTrail(q, "instances_name_shutdown"), dry)
 	if err != nil {
 		return nil, errorOf(500, err.Error())
 	}
@@ -404,15 +398,21 @@ func (h *Handler) startup(name string, q url.Values, st State) (any, *httpError)
 	if st.Knobs.NotFound404 && st.instance(name) == nil {
 		return nil, errorOf(404, "")
 	}
+	id, err := h.Engine.SubmitStartup(name, reasonTrail(q, "instances_name_startup"), q.Get("dry-run") == "1")
+	if err != nil {
+		return nil, errorOf(500, err.Error())
+	}
+	return id, nil
+}
+
+// reasonTrail is the reason trail RAPI gives a job (lib/rapi/baserlib.py
+// OpcodeResource._GetCommonStatic): the ?reason= text as gnt:user, then
+// the RAPI operation op.
+func reasonTrail(q url.Values, op string) []Reason {
 	now := time.Now().UnixNano()
 	var reason []Reason
 	if txt := q.Get("reason"); txt != "" {
 		reason = append(reason, Reason{"gnt:user", txt, now})
 	}
-	reason = append(reason, Reason{"gnt:library:rlib2:instances_name_startup", "", now})
-	id, err := h.Engine.SubmitStartup(name, reason, q.Get("dry-run") == "1")
-	if err != nil {
-		return nil, errorOf(500, err.Error())
-	}
-	return id, nil
+	return append(reason, Reason{"gnt:library:rlib2:" + op, "", now})
 }
