@@ -87,8 +87,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Only a marking run writes (observations, the prune of expired
+	// intents); a plain listing is a read and changes nothing.
+	lockRun := src.Store.ReadLock
+	if c.MarkDown {
+		lockRun = src.Store.LockRun
+	}
 	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
-	lock, err := src.Store.LockRun(lctx)
+	lock, err := lockRun(lctx)
 	cancel()
 	if err != nil {
 		return watcher.LockFailed(log, err, c.LockWait)

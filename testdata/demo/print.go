@@ -103,10 +103,12 @@ func wrap(s string, n int) []string {
 }
 
 // short shows paths as on a real node (/etc/xen, the state dir, the
-// dump dir) and the rest of the work directory as $DEMO.
+// dump dir, xenstored's socket, the configuration) and the rest of the
+// work directory as $DEMO.
 func (d *demo) short(s string) string {
 	for _, n := range d.nodes {
-		s = strings.NewReplacer(n.etcXen, "/etc/xen", n.dumps, "/var/lib/xen/dump", n.state, "/var/lib/ganeti-userdown").Replace(s)
+		s = strings.NewReplacer(n.etcXen, "/etc/xen", n.dumps, "/var/lib/xen/dump", n.state, "/var/lib/ganeti-userdown",
+			n.socket, "/run/xenstored/socket", n.config, "/etc/ganeti/userdown.toml").Replace(s)
 	}
 	return strings.ReplaceAll(s, d.dir, "$DEMO")
 }

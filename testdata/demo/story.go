@@ -153,7 +153,7 @@ func (d *demo) ganetiStop(n *node) {
 	intents, _ := filepath.Glob(filepath.Join(n.state, "intents", "*.json"))
 	d.check(len(intents) >= 2, "the hook recorded an intent for db1 by name, the shim one by domain uuid")
 	took, gone := n.waitDaemon(t0, 20*time.Second, func() bool { return n.gone(db1) })
-	d.decided("db1 powered off under a live intent: Ganeti's own shutdown, not its user's; it may go at once (the shim's reaper destroys it), and it is never marked down")
+	d.decided("db1 powered off under a live intent: Ganeti's own shutdown, not its user's; it may go at once (the shim's reaper or the daemon destroys it, whichever comes first), and it is never marked down")
 	d.check(gone && took < 15*time.Second, "db1's domain is gone %.1fs after xl shutdown, not after Ganeti's shutdown timeout", took.Seconds())
 	d.check(len(n.cl.jobs("OP_INSTANCE_SHUTDOWN", db1)) == 0, "ganeti-userdown submitted no shutdown job for db1")
 	if err := n.cl.setAdmin(db1, "down"); err != nil {
