@@ -76,23 +76,29 @@ func (n *node) showDaemonLog() {
 	}
 }
 
-// waitDaemon waits (up to limit) until cond holds and a run of the
-// daemon ended after since (the event it acts on), then shows its log.
-// It returns the time from since to cond and whether cond held.
-func (n *node) waitDaemon(since time.Time, limit time.Duration, cond func() bool) (time.Duration, bool) {
+// waitDaemon waits (up to limit) until cond holds and, unless action is
+// "", the daemon recorded an action after since (the event it acts on)
+// whose summary names action; then it shows the daemon's log. It returns
+// the time from since to cond and whether both came true.
+func (n *node) waitDaemon(since time.Time, limit time.Duration, action string, cond func() bool) (time.Duration, bool) {
 	var took time.Duration
 	_, ok := waitFor(limit, func() bool {
-		if !cond() {
-			return false
-		}
 		if took == 0 {
+			if !cond() {
+				return false
+			}
 			took = time.Since(since)
 		}
+		if action == "" {
+			return true
+		}
+		// The daemon logs a run, then records it: once the action is
+		// recorded, the run's lines are all in the log.
 		st, _, _ := state.Open(n.state).LoadDaemonStatus()
-		return st.LastRun.After(since)
+		return st.LastAction.After(since) && strings.Contains(st.LastActionWhat, action)
 	})
 	n.showDaemonLog()
-	return took, ok
+	return took, ok && cond()
 }
 
 // condense shortens a log/slog text line for the timeline: the message

@@ -92,7 +92,7 @@ func (d *demo) daemonPoweroff(n *node) time.Duration {
 			"decide per domain, mark user poweroffs down through Ganeti (and wait for the job), destroy what may go.")
 	n.startDaemon()
 	t0 := n.guest("web1's user, inside the guest (poweroff)", "poweroff", web1)
-	took, ok := n.waitDaemon(t0, 15*time.Second, func() bool {
+	took, ok := n.waitDaemon(t0, 15*time.Second, "marked down "+web1, func() bool {
 		return n.cl.adminState(web1) == "down" && n.gone(web1)
 	})
 	d.decided("web1's domain is preserved powered off (---s--), no intent says Ganeti asked for it, Ganeti wants it up, no job holds it: its user powered it off, so mark it down")
@@ -115,7 +115,7 @@ func (d *demo) daemonCrash(n *node) time.Duration {
 			"instance again through Ganeti (a startup job), since Ganeti still wants it up.")
 	before := n.domain(db1)
 	t0 := n.guest("db1's kernel (panic)", "crash", db1)
-	took, ok := n.waitDaemon(t0, 20*time.Second, func() bool {
+	took, ok := n.waitDaemon(t0, 20*time.Second, "started "+db1, func() bool {
 		dom, there := n.lookup(db1)
 		return there && dom.State.Alive() && dom.ID != before.ID
 	})
@@ -152,7 +152,7 @@ func (d *demo) ganetiStop(n *node) {
 	n.sh("the intents", "ls", filepath.Join(n.state, "intents"))
 	intents, _ := filepath.Glob(filepath.Join(n.state, "intents", "*.json"))
 	d.check(len(intents) >= 2, "the hook recorded an intent for db1 by name, the shim one by domain uuid")
-	took, gone := n.waitDaemon(t0, 20*time.Second, func() bool { return n.gone(db1) })
+	took, gone := n.waitDaemon(t0, 20*time.Second, "", func() bool { return n.gone(db1) })
 	d.decided("db1 powered off under a live intent: Ganeti's own shutdown, not its user's; it may go at once (the shim's reaper or the daemon destroys it, whichever comes first), and it is never marked down")
 	d.check(gone && took < 15*time.Second, "db1's domain is gone %.1fs after xl shutdown, not after Ganeti's shutdown timeout", took.Seconds())
 	d.check(len(n.cl.jobs("OP_INSTANCE_SHUTDOWN", db1)) == 0, "ganeti-userdown submitted no shutdown job for db1")
@@ -173,7 +173,7 @@ func (d *demo) race(n *node) {
 			"The instance-start pre hook on the instance's node refuses such a start.")
 	t0 := n.guest("app1's user (poweroff)", "poweroff", app1)
 	d.event("%s: ganeti-watcher reads app1 as ERROR_down and queues its restart", node2)
-	took, ok := n.waitDaemon(t0, 15*time.Second, func() bool {
+	took, ok := n.waitDaemon(t0, 15*time.Second, "marked down "+app1, func() bool {
 		return n.cl.adminState(app1) == "down" && n.gone(app1) && n.cl.idle()
 	})
 	d.check(ok, "the daemon marked app1 down (%.1fs after the poweroff)", took.Seconds())
@@ -249,7 +249,7 @@ func (d *demo) oldCluster() time.Duration {
 	d.event("operator: gnt-cluster verify-disks and gnt-instance migrate mail2 are running")
 	n.gnt("gnt-debug", "locks")
 	t0 := n.guest("mail1's user (poweroff)", "poweroff", mail1)
-	took, ok := n.waitDaemon(t0, 15*time.Second, func() bool {
+	took, ok := n.waitDaemon(t0, 15*time.Second, "marked down "+mail1, func() bool {
 		return cl.adminState(mail1) == "down" && n.gone(mail1)
 	})
 	d.decided("mail1 is powered off by its user and no job holds mail1 (the cluster lock is held shared, mail2's by another job): mark it down")
