@@ -52,6 +52,7 @@ type cluster struct {
 	state   string // the state file
 	eng     *ganetifake.Engine
 	srv     *httptest.Server
+	rapi    *ganetifake.Handler
 	pem     string
 	creds   string
 }
@@ -146,10 +147,10 @@ func (d *demo) newCluster(name, version, master string, instances []ganetifake.I
 		return nil, err
 	}
 	c.eng = ganetifake.NewEngine(ganetifake.NewFileStore(c.state), true)
-	h := &ganetifake.Handler{Engine: c.eng, Users: map[string]ganetifake.User{
+	c.rapi = &ganetifake.Handler{Engine: c.eng, Users: map[string]ganetifake.User{
 		ganetifake.WriterUser: {Password: ganetifake.WriterPassword, Write: true},
 	}}
-	c.srv = httptest.NewUnstartedServer(h)
+	c.srv = httptest.NewUnstartedServer(c.rapi)
 	c.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
 	c.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	c.srv.StartTLS()

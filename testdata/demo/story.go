@@ -237,7 +237,7 @@ func (d *demo) oldCluster() time.Duration {
 	d.chapter("7. A Ganeti 2.10 cluster: locks owned by threads, a mark-down all the same",
 		"Ganeti before 2.12 keeps its locks in masterd's threads: the lock query lists every lock, free ones "+
 			"too, owners are thread names (Jq<worker>/Job<id>/<opcode>) and it cannot be filtered. "+
-			"A job holding an instance's lock means hands off that instance only: unrelated jobs do not stop a mark-down.")
+			"A job that holds an instance's lock keeps ganeti-userdown off that instance only: unrelated jobs do not stop a mark-down.")
 	n.startJob(mail1, "operator: gnt-instance startup mail1", true)
 	n.startDaemon()
 	verify, err1 := cl.eng.HoldLock("", "OP_CLUSTER_VERIFY_DISKS")
@@ -248,6 +248,7 @@ func (d *demo) oldCluster() time.Duration {
 	}
 	d.event("operator: gnt-cluster verify-disks and gnt-instance migrate mail2 are running")
 	n.gnt("gnt-debug", "locks")
+	cl.rapi.ResetRequests()
 	t0 := n.guest("mail1's user (poweroff)", "poweroff", mail1)
 	took, ok := n.waitDaemon(t0, 15*time.Second, "marked down "+mail1, func() bool {
 		return cl.adminState(mail1) == "down" && n.gone(mail1)
@@ -261,6 +262,30 @@ func (d *demo) oldCluster() time.Duration {
 		}
 	}
 	d.check(running == 2, "the verify-disks and migrate jobs were left running")
+	d.event("what the daemon asked the 2.10 master (its RAPI requests):")
+	asked := true
+	reqs := cl.rapi.Requests()
+	for i := 0; i < len(reqs); i++ {
+		r, same := reqs[i], 1
+		for i+1 < len(reqs) && reqs[i+1] == r {
+			i, same = i+1, same+1
+		}
+		line := fmt.Sprintf("%s %s => %d", r.Method, r.Path, r.Status)
+		switch {
+		case r.Path == "/2/query/lock":
+			line += " (every lock: 2.10 refuses a filter)"
+			asked = asked && !strings.Contains(r.Body, "qfilter")
+		case strings.HasSuffix(r.Path, "/shutdown"):
+			line += " " + r.Body
+			asked = asked && !strings.Contains(r.Body, "admin_state_source")
+		}
+		if same > 1 {
+			line += fmt.Sprintf(" (%d times)", same)
+		}
+		asked = asked && r.Status == 200
+		d.printed(line)
+	}
+	d.check(asked, "as 2.10 wants: the lock query unfiltered, the shutdown without admin_state_source (2.11.2 and later)")
 	cl.eng.Finish(verify, "success", nil)
 	cl.eng.Finish(migrate, "success", nil)
 	n.gnt("gnt-instance", "list", "-o", "name,status", mail1)
