@@ -10,6 +10,8 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
 LDFLAGS  := -X ganeti-userdown/internal/version.Version=$(VERSION)
 BINARIES := userdown-hvconfig userdown-hook userdown-detect userdown-destroy userdown-watchd
+# The toolstack shim /usr/sbin/xl links to (no options, no manual page).
+SHIM     := userdown-shim
 FUZZTIME ?= 5s
 # Fakes live under testdata/, which `./...` skips: name their packages.
 PKGS      = ./... $(shell find testdata -name '*.go' -printf './%h\n' 2>/dev/null | sort -u)
@@ -20,7 +22,7 @@ all: build
 
 build:
 	@mkdir -p bin
-	@for b in $(BINARIES); do \
+	@for b in $(BINARIES) $(SHIM); do \
 		if [ -d cmd/$$b ]; then CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$$b ./cmd/$$b || exit 1; fi; \
 	done
 
@@ -60,7 +62,7 @@ WATCHER_HOOK ?= packaging/watcher/50-userdown
 # dependency and also serves the older releases Ganeti 2.x nodes run.
 deb: build
 	@set -e; \
-	for b in $(BINARIES); do [ -x bin/$$b ] || { echo "make deb: bin/$$b missing: make build found no cmd/$$b" >&2; exit 1; }; done; \
+	for b in $(BINARIES) $(SHIM); do [ -x bin/$$b ] || { echo "make deb: bin/$$b missing: make build found no cmd/$$b" >&2; exit 1; }; done; \
 	[ -f $(WATCHER_HOOK) ] || { echo "make deb: the watcher hook $(WATCHER_HOOK) is missing" >&2; exit 1; }; \
 	v='$(DEB_VERSION)'; [ -n "$$v" ] || { echo "make deb: no version (go run ./packaging/tools/debversion)" >&2; exit 1; }; \
 	export SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct); \

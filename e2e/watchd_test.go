@@ -192,6 +192,34 @@ func (d *daemonNode) jobs(op string) map[string]int {
 	return m
 }
 
+// upInstances returns n admin-up instances vm000.example.com ... of this
+// node.
+func upInstances(n int) []instance {
+	insts := make([]instance, n)
+	for i := range insts {
+		insts[i] = instance{name: fmt.Sprintf("vm%03d.example.com", i), admin: "up"}
+	}
+	return insts
+}
+
+// startAll starts the domains of insts.
+func (d *daemonNode) startAll(insts []instance) {
+	d.t.Helper()
+	for _, in := range insts {
+		d.start(in.name)
+	}
+}
+
+// allDown reports whether every instance of the fake cluster is down.
+func (d *daemonNode) allDown() bool {
+	for _, in := range d.rapi.State().Instances {
+		if in.AdminState != "down" {
+			return false
+		}
+	}
+	return true
+}
+
 // metric returns the value of one sample line of the textfile, or "".
 func (d *daemonNode) metric(series string) string {
 	b, _ := os.ReadFile(d.textfile)
@@ -346,14 +374,9 @@ func TestDaemonRetriesARAPIOutage(t *testing.T) {
 // 100 domains powering off at once: every instance marked down once,
 // every domain gone.
 func TestDaemonHundredPoweroffsAtOnce(t *testing.T) {
-	var insts []instance
-	for i := 0; i < 100; i++ {
-		insts = append(insts, instance{name: fmt.Sprintf("vm%03d.example.com", i), admin: "up"})
-	}
+	insts := upInstances(100)
 	d := newDaemonNode(t, insts, daemonOptions{})
-	for _, in := range insts {
-		d.start(in.name)
-	}
+	d.startAll(insts)
 	d.startDaemon()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -362,18 +385,16 @@ func TestDaemonHundredPoweroffsAtOnce(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			for j := i; j < len(insts); j += 4 {
-				d.xl("sim", "poweroff", insts[j].name)
+				// Not d.xl: a test may not fail from another goroutine.
+				if _, errs, code := d.run(d.sim, "sim", "poweroff", insts[j].name); code != 0 {
+					t.Errorf("poweroff %s: exit %d: %s", insts[j].name, code, errs)
+				}
 			}
 		}(i)
 	}
 	wg.Wait()
 	d.waitFor("all 100 marked down and gone", func() bool {
-		for _, in := range d.rapi.State().Instances {
-			if in.AdminState != "down" {
-				return false
-			}
-		}
-		return len(d.domains()) == 1 // dom0
+		return d.allDown() && len(d.domains()) == 1 // dom0
 	})
 	t.Logf("100 poweroffs to all marked down: %s", time.Since(start))
 	for name, n := range d.jobs("OP_INSTANCE_SHUTDOWN") {
@@ -386,14 +407,9 @@ func TestDaemonHundredPoweroffsAtOnce(t *testing.T) {
 // Reference: doc/design.md, "Event daemon": the daemon and the watcher
 // hook share the run lock; together they mark each poweroff down once.
 func TestDaemonAndWatcherHookTogether(t *testing.T) {
-	var insts []instance
-	for i := 0; i < 12; i++ {
-		insts = append(insts, instance{name: fmt.Sprintf("vm%02d.example.com", i), admin: "up"})
-	}
+	insts := upInstances(12)
 	d := newDaemonNode(t, insts, daemonOptions{})
-	for _, in := range insts {
-		d.start(in.name)
-	}
+	d.startAll(insts)
 	d.startDaemon()
 	done := make(chan struct{})
 	var hookRuns int
@@ -409,14 +425,7 @@ func TestDaemonAndWatcherHookTogether(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	<-done
-	d.waitFor("every instance marked down", func() bool {
-		for _, in := range d.rapi.State().Instances {
-			if in.AdminState != "down" {
-				return false
-			}
-		}
-		return true
-	})
+	d.waitFor("every instance marked down", d.allDown)
 	for name, n := range d.jobs("OP_INSTANCE_SHUTDOWN") {
 		if n != 1 {
 			t.Errorf("%s: %d shutdown jobs, want 1 (the hook and the daemon acted twice)", name, n)
@@ -460,7 +469,13 @@ func TestWatcherHookStartsTheDaemon(t *testing.T) {
 		st, _, _ = s.LoadDaemonStatus()
 		return st.PID != 0
 	})
-	t.Cleanup(func() { syscall.Kill(st.PID, syscall.SIGTERM) })
+	t.Cleanup(func() {
+		// The daemon the hook started: stopped before its files go.
+		syscall.Kill(st.PID, syscall.SIGTERM)
+		for i := 0; i < 500 && syscall.Kill(st.PID, 0) == nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	if !strings.Contains(log, "started it (pid") {
 		t.Errorf("the hook's log does not say it started the daemon:\n%s", log)
 	}
@@ -541,5 +556,34 @@ func (p *rapiProxy) set(on bool) {
 			c.Close()
 		}
 		p.conns = nil
+	}
+}
+
+// Reference: doc/design.md, "Event daemon": SIGHUP rereads the
+// configuration; a bad file keeps the running one.
+func TestDaemonReloadsOnSIGHUP(t *testing.T) {
+	d := newDaemonNode(t, []instance{{name: "web1.example.com", admin: "up"}}, daemonOptions{})
+	d.start("web1.example.com")
+	d.startDaemon()
+	good, err := os.ReadFile(d.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.config, append(append([]byte(nil), good...), "[policy]\ndefault = \"sometimes\"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.daemon.Process.Signal(syscall.SIGHUP)
+	d.waitFor("the failed reload logged", func() bool { return strings.Contains(d.log(), "reload failed") })
+	if err := os.WriteFile(d.config, bytes.Replace(good, []byte(`debounce = "20ms"`), []byte(`debounce = "30ms"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.daemon.Process.Signal(syscall.SIGHUP)
+	d.waitFor("the reload logged", func() bool {
+		return strings.Contains(d.log(), "configuration reloaded") && strings.Contains(d.log(), "debounce=30ms")
+	})
+	d.xl("sim", "poweroff", "web1.example.com")
+	d.waitFor("web1 marked down after the reloads", func() bool { return d.instanceState("web1.example.com") == "down" })
+	if code := d.stopDaemon(); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
 }

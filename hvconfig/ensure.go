@@ -3,13 +3,12 @@ package hvconfig
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"ganeti-userdown/internal/atomicfile"
 	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/trust"
 )
 
 // Ensure returns src with every action key set to its value. Every
@@ -136,18 +135,7 @@ func (f *File) ensure(actions []config.KeyValue) ([]byte, bool, error) {
 // a double quote when those are in the majority, else a single quote (as
 // Ganeti writes).
 func (f *File) QuoteStyle() byte {
-	single, double := 0, 0
-	for _, t := range f.tokens {
-		if t.Kind != TokString {
-			continue
-		}
-		if f.src[t.Start] == '"' {
-			double++
-		} else {
-			single++
-		}
-	}
-	if double > single {
+	if f.doubleQuoted > f.singleQuoted {
 		return '"'
 	}
 	return '\''
@@ -225,11 +213,7 @@ func validKey(k string) bool {
 // followed and its target rewritten. A config Xen rejects is left alone
 // and the *SyntaxError returned.
 func RewriteFile(path string, actions []config.KeyValue) (changed bool, err error) {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return false, fmt.Errorf("rewrite %s: %w", path, err)
-	}
-	src, err := os.ReadFile(real)
+	real, src, err := readFile(path)
 	if err != nil {
 		return false, fmt.Errorf("rewrite %s: %w", path, err)
 	}
@@ -243,6 +227,16 @@ func RewriteFile(path string, actions []config.KeyValue) (changed bool, err erro
 	return true, nil
 }
 
+// readFile reads the domain config at path (links followed): a regular
+// file of at most MaxFileSize bytes, opened without blocking.
+func readFile(path string) (real string, src []byte, err error) {
+	f, err := trust.ReadRegular(path, MaxFileSize)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: left alone", err)
+	}
+	return f.Path, f.Data, nil
+}
+
 // CheckFile reports which actions the file at path does not carry yet
 // (see (*File).Missing); an empty result means RewriteFile would leave the
 // file unchanged.
@@ -250,7 +244,7 @@ func CheckFile(path string, actions []config.KeyValue) (missing []config.KeyValu
 	if err := checkActions(actions); err != nil {
 		return nil, fmt.Errorf("check %s: %w", path, err)
 	}
-	src, err := os.ReadFile(path)
+	_, src, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %w", path, err)
 	}

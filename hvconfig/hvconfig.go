@@ -108,10 +108,11 @@ type Statement struct {
 // File is a parsed domain config. It keeps the source bytes it was parsed
 // from; the parse methods never change them.
 type File struct {
-	name   string
-	src    []byte
-	tokens []Token
-	stmts  []Statement
+	name  string
+	src   []byte
+	stmts []Statement
+	// singleQuoted and doubleQuoted count the string tokens by quote.
+	singleQuoted, doubleQuoted int
 	// values holds each key's effective value (last assignment, with
 	// `+=` applied), as libxlutil computes it.
 	values map[string]Value
@@ -127,8 +128,21 @@ func (f *File) Name() string { return f.name }
 func (f *File) Bytes() []byte { return f.src }
 
 // Tokens returns every token of the file in order, the final TokEOF
-// included.
-func (f *File) Tokens() []Token { return f.tokens }
+// included. They are lexed again on each call (Parse keeps none).
+func (f *File) Tokens() []Token {
+	l := lexer{name: f.name, src: f.src, line: 1}
+	var toks []Token
+	for {
+		t, err := l.next()
+		if err != nil {
+			return toks // not reached: Parse accepted the file
+		}
+		toks = append(toks, t)
+		if t.Kind == TokEOF {
+			return toks
+		}
+	}
+}
 
 // Statements returns every assignment in file order.
 func (f *File) Statements() []Statement { return f.stmts }
@@ -206,3 +220,13 @@ func (v Value) format(b *strings.Builder) {
 		fmt.Fprintf(b, "%q", v.String)
 	}
 }
+
+// MaxFileSize bounds the domain configs read and rewritten: far above any
+// real one (Ganeti's are under 2 KiB), far below what would slow a start.
+// A larger file is left alone; the toolstack then reads it as it is.
+const MaxFileSize = 1 << 20
+
+// maxDepth bounds the nesting of lists (real configs nest one or two
+// levels); deeper input is a *SyntaxError rather than ever deeper
+// recursion.
+const maxDepth = 100

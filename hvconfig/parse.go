@@ -15,7 +15,6 @@ func Parse(name string, src []byte) (*File, error) {
 			name:   name,
 			src:    src,
 			values: make(map[string]Value),
-			tokens: make([]Token, 0, len(src)/4+1),
 		},
 	}
 	if err := p.advance(); err != nil {
@@ -32,15 +31,29 @@ type parser struct {
 	f   *File
 	tok Token  // current token
 	str string // decoded value when tok is a TokString
+	// prevEnd is where the token before tok ends.
+	prevEnd int
+	// depth is the nesting of lists at tok.
+	depth int
 }
 
+// advance moves to the next token. Tokens are not kept (a File's memory
+// stays in proportion to its statements, not its bytes): only the quote
+// counts QuoteStyle needs.
 func (p *parser) advance() error {
 	t, err := p.lex.next()
 	if err != nil {
 		return err
 	}
+	p.prevEnd = p.tok.End
 	p.tok, p.str = t, p.lex.str
-	p.f.tokens = append(p.f.tokens, t)
+	if t.Kind == TokString {
+		if p.lex.src[t.Start] == '"' {
+			p.f.doubleQuoted++
+		} else {
+			p.f.singleQuoted++
+		}
+	}
 	return nil
 }
 
@@ -108,7 +121,7 @@ func (p *parser) assignment() error {
 		return err
 	}
 	st.Value = v
-	st.ValueEnd = p.f.tokens[len(p.f.tokens)-2].End // the token before the current one
+	st.ValueEnd = p.prevEnd
 
 	eff := v
 	prev, seen := p.f.values[st.Key]
@@ -147,6 +160,11 @@ func (p *parser) value() (Value, error) {
 // list: '[' NL* ( ']' | value NL* (',' NL* ( ']' | value NL* ))* ']' )
 func (p *parser) list() (Value, error) {
 	open := p.tok
+	if p.depth >= maxDepth {
+		return Value{}, p.errTok("lists nested deeper than %d levels", maxDepth)
+	}
+	p.depth++
+	defer func() { p.depth-- }()
 	v := Value{Kind: KindList, List: []Value{}}
 	if err := p.advance(); err != nil {
 		return v, err

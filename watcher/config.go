@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"ganeti-userdown/internal/config"
@@ -51,8 +50,5 @@ func FromConfig(c config.Config, log *slog.Logger) (Sources, *xen.Client, error)
 // MetricsRecorder returns the recorder of the metrics configured by c:
 // the totals in the state dir, the textfile of [metrics].
 func MetricsRecorder(c config.Config) *metrics.Recorder {
-	return &metrics.Recorder{
-		StatePath: filepath.Join(c.State.Dir, "metrics.json"),
-		Textfile:  c.Metrics.Textfile,
-	}
+	return &metrics.Recorder{Store: state.Open(c.State.Dir), Textfile: c.Metrics.Textfile}
 }

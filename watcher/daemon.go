@@ -86,7 +86,8 @@ type Daemon struct {
 	// Reload reads the configuration again (SIGHUP); on error the
 	// running configuration stays.
 	Reload func() (DaemonConfig, error)
-	// Ready is called once the first step has run (sd_notify READY=1).
+	// Ready is called once the event source was tried, right before the
+	// first step (sd_notify READY=1).
 	Ready func()
 	// Watchdog, when set, is called every WatchdogInterval while the loop
 	// runs, and during a step until StepTimeout has passed
@@ -260,10 +261,12 @@ func (d *Daemon) Run(stop <-chan struct{}, hup <-chan struct{}, cfg DaemonConfig
 	}
 
 	connect()
-	step(Trigger{Why: "start"})
+	// Ready before the first run: that run may wait for the master up to
+	// its bound, longer than systemd waits for a start.
 	if d.Ready != nil {
 		d.Ready()
 	}
+	step(Trigger{Why: "start"})
 	armWatchdog()
 	for {
 		select {

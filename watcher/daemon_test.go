@@ -255,6 +255,21 @@ func (h *harness) finish() {
 	}
 }
 
+// fire sends one event on s and lets the debounce pass.
+func (h *harness) fire(s *fakeStream) {
+	h.t.Helper()
+	s.ch <- struct{}{}
+	h.clock.waitTimer(h.t, debounce)
+	h.clock.Advance(debounce)
+}
+
+// blockSteps makes the next steps wait until h.block is closed.
+func (h *harness) blockSteps() {
+	h.stepMu.Lock()
+	h.block = make(chan struct{})
+	h.stepMu.Unlock()
+}
+
 func (h *harness) stream() *fakeStream {
 	h.t.Helper()
 	select {
@@ -290,9 +305,7 @@ func TestDaemonScansAtStartAndDebounces(t *testing.T) {
 	}
 	h.none()
 	// One event alone is handled too.
-	s.ch <- struct{}{}
-	h.clock.waitTimer(t, debounce)
-	h.clock.Advance(debounce)
+	h.fire(s)
 	if tr := h.next(); tr.Why != "event" || tr.Events != 1 {
 		t.Errorf("step %+v, want one event", tr)
 	}
@@ -313,9 +326,7 @@ func TestDaemonRescans(t *testing.T) {
 	h.clock.Advance(rescan - time.Second)
 	h.none()
 	// An event's step pushes the rescan back.
-	s.ch <- struct{}{}
-	h.clock.waitTimer(t, debounce)
-	h.clock.Advance(debounce)
+	h.fire(s)
 	h.next()
 	h.clock.waitTimer(t, rescan)
 	h.clock.Advance(rescan - debounce)
@@ -388,9 +399,7 @@ func TestDaemonReconnectsToTheEventSource(t *testing.T) {
 	if tr := h.next(); tr.Why != "reconnect" {
 		t.Fatalf("step %+v, want reconnect", tr)
 	}
-	s.ch <- struct{}{}
-	h.clock.waitTimer(t, debounce)
-	h.clock.Advance(debounce)
+	h.fire(s)
 	if tr := h.next(); tr.Why != "event" {
 		t.Errorf("step %+v, want event", tr)
 	}
@@ -423,12 +432,8 @@ func TestDaemonStopFinishesTheStepInFlight(t *testing.T) {
 	h.start()
 	s := h.stream()
 	h.next()
-	h.stepMu.Lock()
-	h.block = make(chan struct{})
-	h.stepMu.Unlock()
-	s.ch <- struct{}{}
-	h.clock.waitTimer(t, debounce)
-	h.clock.Advance(debounce)
+	h.blockSteps()
+	h.fire(s)
 	time.Sleep(20 * time.Millisecond) // the step is now blocked
 	close(h.stop)
 	select {
@@ -469,9 +474,7 @@ func TestDaemonReload(t *testing.T) {
 	h.next()
 	h.hup <- struct{}{} // bad file: nothing changes
 	h.none()
-	old.ch <- struct{}{}
-	h.clock.waitTimer(t, debounce)
-	h.clock.Advance(debounce)
+	h.fire(old)
 	h.next()
 	h.hup <- struct{}{}
 	if tr := h.next(); tr.Why != "reload" {
@@ -520,12 +523,8 @@ func TestDaemonWatchdog(t *testing.T) {
 	// A hung step: pinged until the step's deadline only. The fake clock
 	// does not end the context; a real 25s deadline would. The pinger
 	// stops at the step's end.
-	h.stepMu.Lock()
-	h.block = make(chan struct{})
-	h.stepMu.Unlock()
-	s.ch <- struct{}{}
-	h.clock.waitTimer(t, debounce)
-	h.clock.Advance(debounce)
+	h.blockSteps()
+	h.fire(s)
 	h.clock.waitTimers(t, 10*time.Second, 2) // the loop's, and the step's pinger
 	h.clock.Advance(10 * time.Second)
 	waitCount(t, count, 4)

@@ -29,8 +29,9 @@ type RunOptions struct {
 	Event time.Time
 }
 
-// Run is one pass of the watcher pipeline over fresh state: Node, then
-// MarkDown, then Destroy and StartCrashed, as o selects. The caller holds
+// Run is one pass of the watcher pipeline over fresh state: Node (and,
+// for a run that acts, Record), then MarkDown, then Destroy and
+// StartCrashed, as o selects. The caller holds
 // the run lock. The error is Node's (*UnreadableError or *ClientError):
 // then nothing was decided or changed. failed reports that some item
 // failed (exit 1).
@@ -41,9 +42,8 @@ func Run(ctx context.Context, s Sources, x Toolstack, o RunOptions) (rep Report,
 		o.record(s, Report{}, err, start)
 		return Report{}, false, err
 	}
-	// Only an acting run records (observations, intent prune): a
-	// listing or a dry run changes nothing.
-	if o.MarkDown || (o.Destroy && !o.DestroyOptions.DryRun) {
+	if o.MarkDown || o.Destroy && !o.DestroyOptions.DryRun {
+		// A real run: it records its observations and prunes intents.
 		Record(s, &res)
 	}
 	rep = res.Report

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -99,7 +98,7 @@ func TestRunDestroysAndStartsCrashes(t *testing.T) {
 					}
 				}
 			}
-			rc := &metrics.Recorder{StatePath: filepath.Join(t.TempDir(), "metrics.json")}
+			rc := &metrics.Recorder{Store: s.Store}
 			rep, failed, err := Run(context.Background(), s, x, RunOptions{MarkDown: true, Destroy: true, Source: "test", Metrics: rc, DestroyOptions: DestroyOptions{Now: s.Now}})
 			if err != nil {
 				t.Fatal(err)
@@ -125,7 +124,7 @@ func TestRunDestroysAndStartsCrashes(t *testing.T) {
 					t.Errorf("start reason %q does not name ganeti-userdown", r.Reason)
 				}
 			}
-			tot, err := metrics.Load(rc.StatePath)
+			tot, err := metrics.Load(rc.Store)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,11 +147,11 @@ func TestRunUnreadableAndNoCrash(t *testing.T) {
 	x.ListErr = errors.New("xl list: exit 1")
 	c := &startingCluster{fakeCluster: &fakeCluster{instances: []ganeti.Instance{up("a")}}}
 	s := runSources(t, x, c)
-	rc := &metrics.Recorder{StatePath: filepath.Join(t.TempDir(), "metrics.json")}
+	rc := &metrics.Recorder{Store: s.Store}
 	if _, _, err := Run(context.Background(), s, x, RunOptions{MarkDown: true, Destroy: true, Source: "test", Metrics: rc}); err == nil {
 		t.Fatal("no error")
 	}
-	tot, _ := metrics.Load(rc.StatePath)
+	tot, _ := metrics.Load(rc.Store)
 	if st := tot.Sources["test"]; st == nil || st.Failures["unreadable"] != 1 {
 		t.Errorf("unreadable run not counted: %+v", st)
 	}

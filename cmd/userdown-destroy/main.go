@@ -38,6 +38,12 @@ instance Ganeti still wants up is never destroyed here: its mark-down job
 does that. Every domain is re-read by domid right before and skipped when
 its uuid, name or state changed.
 
+After destroying a crashed or watchdog-stopped domain of an instance that
+Ganeti still wants up (asked again: admin state up, not held by a job,
+policy not ignore, no intent), it starts the instance through Ganeti and
+waits for the job, so that a crash is back in seconds rather than at the
+watcher's next restart pass.
+
 Reaper mode (--reap DOMID --uuid UUID): wait up to --wait for that one
 domain, whose shutdown Ganeti or an operator asked for, to reach its
 preserved shutdown, destroy it and exit; exit without acting if it
@@ -55,7 +61,7 @@ or destroy run on this node to release the run lock does nothing and
 exits 1 ("another run holds the lock"): the next run does the work.`
 
 type flags struct {
-	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
+	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml). Running as root, the file, its [xen] command and every directory above them must be owned by root and not writable by group or others." placeholder:"PATH"`
 	JSON     bool             `name:"json" help:"Print the full report as JSON."`
 	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing."`
 	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
@@ -89,6 +95,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return cli.ExitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-destroy")
+	// SIGTERM and SIGINT stop every blocking step from here on (the run
+	// lock, the toolstack, the master).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
@@ -100,9 +110,6 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		log.Error(err.Error())
 		return cli.ExitUsage
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	if c.Reap != nil {
 		wait := c.Wait

@@ -50,7 +50,7 @@ or destroy run on this node to release the run lock does nothing and
 exits 1 ("another run holds the lock"): the next run does the work.`
 
 type flags struct {
-	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
+	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml). Running as root, the file, its [xen] command and every directory above them must be owned by root and not writable by group or others." placeholder:"PATH"`
 	JSON     bool             `name:"json" help:"Print the full report as JSON."`
 	MarkDown bool             `name:"mark-down" help:"Mark the listed instances down through Ganeti (one job per instance, each awaited; a failing instance does not stop the others)."`
 	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
@@ -72,6 +72,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return parsed.Code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("prog", "userdown-detect")
+	// SIGTERM and SIGINT stop every blocking step from here on (the run
+	// lock, the toolstack, the master).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	cfg, err := config.LoadFrom(c.Config, getenv)
 	if err != nil {
@@ -83,9 +87,6 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		log.Error(err.Error())
 		return cli.ExitUsage
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	// Only a marking run writes (observations, the prune of expired
 	// intents); a plain listing is a read and changes nothing.

@@ -84,7 +84,7 @@ usage or configuration error; 0 otherwise.
 the process environment; --dry-run only prints the decision.`
 
 type flags struct {
-	Config  string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml)." placeholder:"PATH"`
+	Config  string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml). Running as root, the file, its [xen] command and every directory above them must be owned by root and not writable by group or others." placeholder:"PATH"`
 	JSON    bool             `name:"json" help:"Print the decision and the outcome of every action as JSON."`
 	DryRun  bool             `name:"dry-run" help:"Print the decision; change nothing."`
 	EnvFile string           `name:"env-file" placeholder:"PATH" help:"Read the GANETI_* variables from this file (KEY=VALUE lines, as Ganeti hook captures) instead of the environment."`

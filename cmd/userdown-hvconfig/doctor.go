@@ -8,13 +8,17 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/doctor"
 	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/toolstack"
+	"ganeti-userdown/internal/trust"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -24,12 +28,14 @@ type DoctorCmd struct {
 	SbinDir  string `hidden:"" default:"/usr/sbin" help:"Directory of the toolstack commands (for tests)."`
 	HooksDir string `hidden:"" default:"/etc/ganeti/hooks" help:"Ganeti's hooks directory (for tests)."`
 	RealDir  string `hidden:"" default:"/usr/lib/ganeti-userdown/real" help:"Where the package diverts the toolstack (for tests)."`
+	ShimPath string `hidden:"" default:"/usr/libexec/ganeti-userdown/shim" help:"Where the package installs userdown-shim, the shim /usr/sbin/xl links to (for tests)."`
 }
 
 // Run prints the report (text, or JSON with --json) and exits 1 when some
 // check failed.
 func (c *DoctorCmd) Run(g *Globals) error {
-	ctx := context.Background()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	f := c.gather(ctx, g)
 	r := doctor.Check(f)
 	if g.JSON {
@@ -61,21 +67,32 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 	cfg, err := config.Load(path, explicit)
 	if err != nil {
 		f.ConfigErr = err.Error()
+		f.ConfigUntrusted = trust.IsRefused(err)
 		// Check the rest against what the package installs.
 		cfg = config.Default()
 		cfg.Xen.Command = filepath.Join(c.RealDir, "xl")
 	}
 	f.Config = cfg
 
-	self := selfInfo()
+	self := shimInfos(c.ShimPath)
 	for _, name := range []string{"xl", "xm"} {
 		p := filepath.Join(c.SbinDir, name)
 		f.Shims = append(f.Shims, doctor.ShimLink{Name: name, File: inspect(p, self), Diversion: diversion(ctx, p)})
 	}
 
 	f.Toolstack = inspect(cfg.Xen.Command, self)
+	f.Toolstack.Untrusted = untrusted(cfg.Xen.Command)
+	if !f.Toolstack.Exists || f.Toolstack.Untrusted != "" || f.Toolstack.Shim || !f.Toolstack.Regular || f.Toolstack.Perm&0o111 == 0 {
+		layout := toolstack.DefaultLayout
+		layout.RealDir = c.RealDir
+		chosen, _ := toolstack.ChooseToolstack(cfg.Xen.Toolstack, cfg.Xen.Command, layout)
+		f.ShimFallback = chosen.Path
+	}
 	t := f.Toolstack
 	switch {
+	case t.Untrusted != "":
+		f.ToolstackRun.Skipped = "root must not run it"
+		f.DomainsErr = "the toolstack " + cfg.Xen.Command + " is not run: root must not trust it"
 	case !t.Resolved || !t.Regular || t.Perm&0o111 == 0:
 		f.ToolstackRun.Skipped = "not an executable file"
 		f.DomainsErr = "the toolstack " + cfg.Xen.Command + " cannot be run"
@@ -91,6 +108,7 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 	}
 	f.Watcher = inspect(filepath.Join(c.HooksDir, "watcher", doctor.HookName), self)
 	f.Credentials = inspectNoFollow(cfg.Cluster.RAPICredentials)
+	f.Credentials.Untrusted = untrusted(cfg.Cluster.RAPICredentials)
 
 	if f.ConfigErr != "" {
 		f.Master.Skipped = "the configuration does not parse"
@@ -169,20 +187,23 @@ func diversion(ctx context.Context, p string) doctor.Diversion {
 	return d
 }
 
-func selfInfo() fs.FileInfo {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil
+// shimInfos describes the shim binaries: this executable (the full shim
+// when called as xl) and userdown-shim at shimPath.
+func shimInfos(shimPath string) []fs.FileInfo {
+	var out []fs.FileInfo
+	if exe, err := os.Executable(); err == nil {
+		if fi, err := os.Stat(exe); err == nil {
+			out = append(out, fi)
+		}
 	}
-	fi, err := os.Stat(exe)
-	if err != nil {
-		return nil
+	if fi, err := os.Stat(shimPath); err == nil {
+		out = append(out, fi)
 	}
-	return fi
+	return out
 }
 
 // inspect describes p, following links to the file they lead to.
-func inspect(p string, self fs.FileInfo) doctor.File {
+func inspect(p string, shims []fs.FileInfo) doctor.File {
 	f := doctor.File{Path: p}
 	li, err := os.Lstat(p)
 	if err != nil {
@@ -202,8 +223,18 @@ func inspect(p string, self fs.FileInfo) doctor.File {
 	f.Resolved = true
 	f.Regular = fi.Mode().IsRegular()
 	f.Perm = fi.Mode().Perm()
-	f.Shim = self != nil && os.SameFile(fi, self)
+	for _, s := range shims {
+		f.Shim = f.Shim || os.SameFile(fi, s)
+	}
 	return f
+}
+
+// untrusted says why root must not trust p (see trust.Check), or "".
+func untrusted(p string) string {
+	if _, err := trust.Check(p); trust.IsRefused(err) {
+		return err.Error()
+	}
+	return ""
 }
 
 // inspectNoFollow describes p itself: a secret's own mode counts.

@@ -219,3 +219,43 @@ func write(t *testing.T, p, content string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestDoctorUntrusted checks that doctor fails on what root must not
+// trust: a credentials file owned by another user, and a configuration
+// (with its [xen] command) anyone could rewrite.
+// Reference: issue 14, point 2 ("doctor said ok").
+func TestDoctorUntrusted(t *testing.T) {
+	n := newDoctorNode(t)
+	if err := os.Chown(n.creds, 65534, 0); err != nil {
+		t.Fatal(err)
+	}
+	r, code, _ := n.doctor(t)
+	if st := statuses(r); st["credentials"] != doctor.Fail || code != exitFailed {
+		t.Errorf("credentials owned by uid 65534: statuses %v, exit %d", st, code)
+	}
+
+	open := filepath.Join(n.dir, "open")
+	mkdir(t, open)
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(open, "evil.sh")
+	write(t, evil, "#!/bin/sh\ntouch "+filepath.Join(n.dir, "ran")+"\n", 0o755)
+	for _, mode := range []os.FileMode{0o644, 0o666} {
+		write(t, n.config, fmt.Sprintf("[xen]\ncommand = %q\n", evil), mode)
+		r, code, _ = n.doctor(t)
+		if st := statuses(r); st["config"] != doctor.Fail || code != exitFailed {
+			t.Errorf("config of mode %04o naming %s: statuses %v, exit %d", mode, evil, st, code)
+		}
+		culprit := open // the command's directory
+		if mode == 0o666 {
+			culprit = n.config
+		}
+		if msg := r.Checks[0].Message; !strings.Contains(msg, culprit) || !strings.Contains(msg, "not writable by group or others") {
+			t.Errorf("config of mode %04o: %q does not name %s and the rule", mode, msg, culprit)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(n.dir, "ran")); err == nil {
+		t.Errorf("doctor ran the untrusted command")
+	}
+}

@@ -40,14 +40,14 @@ type CLI struct {
 
 	Rewrite RewriteCmd       `cmd:"" help:"Set the configured [actions] (on_poweroff, on_crash, on_shutdown) in each domain config, changing nothing else. Prints FILE: rewritten or FILE: unchanged; exit 1 if any file failed."`
 	Check   CheckCmd         `cmd:"" help:"Exit 0 when every domain config already carries the configured [actions], 1 otherwise, naming the files and keys."`
-	Exec    ExecCmd          `cmd:"" help:"The toolstack shim: run the real toolstack ([xen] command) with ARGS, rewriting the config of a create first. Installed as xl or xm it does this with its own arguments."`
+	Exec    ExecCmd          `cmd:"" help:"The toolstack shim: run the real toolstack ([xen] command) with ARGS, rewriting the config of a create first. Installed as xl or xm (/usr/sbin/xl links to userdown-shim, which execs the toolstack itself when there is nothing to prepare and hands every other call here), it does this with its own arguments, and when [xen] command cannot be run (or the configuration cannot be read or trusted) it runs the diverted toolstack, else the distribution's, logging why; exec -- fails instead."`
 	Doctor  DoctorCmd        `cmd:"" help:"Tell whether this node is protected: the shim, the real toolstack, the hooks, the watcher hook, the configuration, the RAPI credentials and the master, and the live actions of every running domain. One line per check (ok, warn or fail, with what to do); --json for the full report. Exit 1 when some check failed."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
 // Globals are the flags every subcommand takes.
 type Globals struct {
-	Config  string `help:"Configuration file (default ${default_config}, or $$${config_env})." placeholder:"PATH"`
+	Config  string `help:"Configuration file (default ${default_config}, or $$${config_env}, which the shim honours as root too). Running as root, the file, its [xen] command and every directory above them must be owned by root and not writable by group or others." placeholder:"PATH"`
 	JSON    bool   `help:"Print results as JSON." name:"json"`
 	Verbose bool   `short:"v" help:"Log debug messages."`
 

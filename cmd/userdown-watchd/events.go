@@ -16,15 +16,6 @@ const releaseDomain = "@releaseDomain"
 // watchToken tells our watch's events from any other.
 const watchToken = "userdown-watchd"
 
-// xenstorePath is xenstored's socket when [events] xenstore is empty:
-// $XENSTORED_PATH, else Xen's default.
-func xenstorePath(getenv func(string) string) string {
-	if p := getenv("XENSTORED_PATH"); p != "" {
-		return p
-	}
-	return xenstore.DefaultPath()
-}
-
 // xenstoreSource is the daemon's event source: a connection to xenstored
 // with the @releaseDomain watch registered.
 type xenstoreSource struct{ path string }

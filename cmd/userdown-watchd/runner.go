@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"ganeti-userdown/internal/ganeti"
 	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
+	"ganeti-userdown/internal/xenstore"
 	"ganeti-userdown/watcher"
 )
 
@@ -40,7 +40,8 @@ func (r *runner) load(cfg config.Config) (watcher.DaemonConfig, error) {
 	r.cfg, r.src, r.x = cfg, src, x
 	path := cfg.Events.XenStore
 	if path == "" {
-		path = xenstorePath(r.getenv)
+		// $XENSTORED_PATH, else Xen's default, as libxenstore resolves it.
+		path = xenstore.DefaultPath()
 	}
 	return watcher.DaemonConfig{
 		Debounce: cfg.Events.Debounce.Duration,
@@ -68,8 +69,11 @@ func (r *runner) reload() (watcher.DaemonConfig, error) {
 }
 
 // step runs the pipeline once under the run lock and records the run.
-// The error (unreadable state, the lock not taken, some item failed)
-// makes the daemon retry with backoff.
+// The error (unreadable state, such as a master that does not answer, or
+// the lock not taken) makes the daemon retry with backoff. An item that
+// failed (a mark-down job Ganeti failed) is not retried before the next
+// rescan: retrying it every few seconds would only fill Ganeti's job
+// queue with failed jobs.
 func (r *runner) step(ctx context.Context, t watcher.Trigger) error {
 	lock, err := r.src.Store.LockRun(ctx)
 	if err != nil {
@@ -86,17 +90,18 @@ func (r *runner) step(ctx context.Context, t watcher.Trigger) error {
 		Metrics: watcher.MetricsRecorder(r.cfg),
 		Event:   t.Event,
 	})
-	if err == nil && failed {
-		err = errors.New("some items failed (see above)")
-	}
+
 	st, _, lerr := r.src.Store.LoadDaemonStatus()
 	if lerr != nil || st.PID != os.Getpid() {
 		st = state.DaemonStatus{PID: os.Getpid(), Started: r.started}
 	}
 	now := time.Now()
 	st.LastRun, st.LastTrigger, st.LastError = now, t.Why, ""
-	if err != nil {
+	switch {
+	case err != nil:
 		st.LastError = err.Error()
+	case failed:
+		st.LastError = "some items failed: see the log"
 	}
 	if what := acted(rep); what != "" {
 		st.LastAction, st.LastActionWhat = now, what

@@ -16,13 +16,17 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"ganeti-userdown/internal/configfile"
+	"ganeti-userdown/internal/trust"
 )
 
 // DefaultPath is where the configuration lives on a node.
-const DefaultPath = "/etc/ganeti/userdown.toml"
+const DefaultPath = configfile.DefaultPath
 
-// EnvVar names the environment variable that overrides DefaultPath.
-const EnvVar = "USERDOWN_CONFIG"
+// EnvVar names the environment variable that overrides DefaultPath (see
+// configfile.EnvVar: honoured as root too, under the same trust check).
+const EnvVar = configfile.EnvVar
 
 // Config is the whole configuration of ganeti-userdown on one node.
 type Config struct {
@@ -211,35 +215,63 @@ func Default() Config {
 	}
 }
 
-// Resolve returns the configuration path to use: the flag value when set,
-// else $USERDOWN_CONFIG, else DefaultPath. explicit reports whether the
-// path was asked for (a missing explicit file is an error; a missing
-// default file means built-in defaults).
+// Resolve returns the configuration path to use (see configfile.Resolve).
 func Resolve(flag string, getenv func(string) string) (path string, explicit bool) {
-	if flag != "" {
-		return flag, true
-	}
-	if v := getenv(EnvVar); v != "" {
-		return v, true
-	}
-	return DefaultPath, false
+	return configfile.Resolve(flag, getenv)
 }
 
+// MaxFileSize bounds the configuration file (the packaged one is 3 KiB).
+const MaxFileSize = configfile.MaxSize
+
 // Load reads the configuration at path. When explicit is false and the
-// file does not exist, the defaults are returned.
+// file does not exist, the defaults are returned. Running as root, the
+// file and the commands it names ([xen] command; gnt_instance and
+// gnt_debug with the cli backend) must be root's (see package trust:
+// owned by root and not writable by group or others, nor any directory on
+// the way): anyone who could write them could make root run anything.
+// Only a regular file is read, without blocking.
 func Load(path string, explicit bool) (Config, error) {
-	b, err := os.ReadFile(path)
+	c, err := Read(path, explicit)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := CheckCommand("[xen] command", c.Xen.Command); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if c.Cluster.Backend == "cli" {
+		for _, k := range []struct{ key, command string }{
+			{"[cluster] gnt_instance", c.Cluster.GntInstance},
+			{"[cluster] gnt_debug", c.Cluster.GntDebug},
+		} {
+			if err := CheckCommand(k.key, k.command); err != nil {
+				return Config{}, fmt.Errorf("config %s: %w", path, err)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Read is Load without the check of [xen] command: the shim, which must
+// reach a toolstack even when that one cannot be run, checks it itself.
+func Read(path string, explicit bool) (Config, error) {
+	f, err := trust.ReadFile(path, MaxFileSize)
 	if err != nil {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			return Default(), nil
 		}
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
-	c, err := Parse(path, b)
-	if err != nil {
-		return Config{}, err
+	return Parse(path, f.Data)
+}
+
+// CheckCommand refuses, running as root, a command (named by key, such as
+// "[xen] command") that root must not run (see trust.Check). A command
+// that does not exist passes: running it fails, and doctor says so.
+func CheckCommand(key, command string) error {
+	if _, err := trust.Check(command); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s %s: %w", key, command, err)
 	}
-	return c, nil
+	return nil
 }
 
 // LoadFrom resolves the configuration path from a --config flag value and
@@ -251,6 +283,18 @@ func LoadFrom(flag string, getenv func(string) string) (Config, error) {
 
 // Parse decodes a configuration document; name is used in error messages.
 func Parse(name string, b []byte) (Config, error) {
+	if c, ok := parseSimple(b); ok {
+		c.Path = name
+		if err := c.Validate(); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", name, err)
+		}
+		return c, nil
+	}
+	return parseTOML(name, b)
+}
+
+// parseTOML is Parse with the full TOML decoder.
+func parseTOML(name string, b []byte) (Config, error) {
 	c := Default()
 	md, err := toml.Decode(string(b), &c)
 	if err != nil {

@@ -81,8 +81,12 @@ type File struct {
 	// Regular and Perm describe the file the links lead to.
 	Regular bool
 	Perm    fs.FileMode
-	// Shim reports that the links lead to the running userdown-hvconfig.
+	// Shim reports that the links lead to a shim: userdown-shim or the
+	// running userdown-hvconfig.
 	Shim bool
+	// Untrusted is why root must not trust the file (see package
+	// trust), or "".
+	Untrusted string
 }
 
 func (f File) executable() bool { return f.Resolved && f.Regular && f.Perm&0o111 != 0 }
@@ -133,6 +137,9 @@ type Facts struct {
 	// the built-in defaults apply.
 	ConfigFound bool
 	ConfigErr   string
+	// ConfigUntrusted is set when the configuration was refused because
+	// root must not trust it (ConfigErr says why).
+	ConfigUntrusted bool
 	// Config is the configuration read, or the defaults when it could
 	// not be read.
 	Config config.Config
@@ -145,6 +152,9 @@ type Facts struct {
 	// outcome of running "<command> list".
 	Toolstack    File
 	ToolstackRun Probe
+	// ShimFallback is the toolstack the shim runs when [xen] command
+	// cannot be run ("" when there is none).
+	ShimFallback string
 
 	// Hooks has one entry per HookDirs entry: <hooks>/<dir>/50-userdown.
 	Hooks []File
@@ -189,6 +199,9 @@ func Check(f Facts) Report {
 
 func checkConfig(f Facts) Result {
 	switch {
+	case f.ConfigUntrusted:
+		return Result{"config", Fail, f.ConfigErr + "; the shim ignores it and the binaries refuse to run",
+			"make the file and every directory above it root's: chown root FILE; chmod go-w FILE (and each directory named)"}
 	case f.ConfigErr != "":
 		return Result{"config", Fail, f.ConfigErr, "fix the named key or line; every key and its default is listed, commented out, in the file the package installs"}
 	case !f.ConfigFound:
@@ -223,7 +236,7 @@ func checkShims(f Facts) []Result {
 			if s.File.Link != "" {
 				what = "a link to " + s.File.Link
 			}
-			rs = append(rs, Result{"shim", bad, fmt.Sprintf("%s is %s, not the shim userdown-hvconfig: domains Ganeti starts do not get the [actions]", s.File.Path, what), fix})
+			rs = append(rs, Result{"shim", bad, fmt.Sprintf("%s is %s, not the shim (userdown-shim): domains Ganeti starts do not get the [actions]", s.File.Path, what), fix})
 		case !s.Diversion.Known:
 			rs = append(rs, Result{"shim", Warn, fmt.Sprintf("%s is the shim; the diversion could not be checked: %s", s.File.Path, s.Diversion.Err),
 				"on Debian, dpkg-divert --list " + s.File.Path + " must name ganeti-userdown"})
@@ -241,9 +254,27 @@ func checkShims(f Facts) []Result {
 }
 
 func checkToolstack(f Facts) Result {
+	r := toolstackResult(f)
+	if r.Status == Fail && r.Check == "toolstack" && !f.Toolstack.runnable() {
+		if f.ShimFallback != "" {
+			r.Message += "; the shim runs " + f.ShimFallback + " instead"
+		} else {
+			r.Message += "; the shim finds no other toolstack to run"
+		}
+	}
+	return r
+}
+
+// runnable reports whether the shim would run the file as the toolstack.
+func (f File) runnable() bool { return f.executable() && !f.Shim && f.Untrusted == "" }
+
+func toolstackResult(f Facts) Result {
 	t := f.Toolstack
 	fix := fmt.Sprintf("[xen] command must name the real %s: %s when the package is installed and Xen's tools are", f.Config.Xen.Toolstack, path.Join(f.RealDir, f.Config.Xen.Toolstack))
 	switch {
+	case t.Untrusted != "":
+		return Result{"toolstack", Fail, fmt.Sprintf("[xen] command %s: %s", t.Path, t.Untrusted),
+			"chown root and chmod go-w the command and each directory named, or point [xen] command at " + path.Join(f.RealDir, f.Config.Xen.Toolstack)}
 	case t.Err != "":
 		return Result{"toolstack", Fail, fmt.Sprintf("[xen] command %s: %s", t.Path, t.Err), fix}
 	case !t.Exists:
@@ -328,6 +359,8 @@ func checkCredentials(f Facts) Result {
 		return Result{"credentials", Fail, fmt.Sprintf("%s: %s", c.Path, c.Err), fix}
 	case !c.Exists:
 		return Result{"credentials", Fail, c.Path + " does not exist: nothing can be marked down", fix}
+	case c.Untrusted != "":
+		return Result{"credentials", Fail, fmt.Sprintf("%s: %s", c.Path, c.Untrusted), fmt.Sprintf("chown root %s; chmod 0600 %s (and chmod go-w each directory named)", c.Path, c.Path)}
 	case c.Link != "":
 		return Result{"credentials", Fail, fmt.Sprintf("%s is a link to %s; it must be a file of mode 0600", c.Path, c.Link), fix}
 	case !c.Regular:
@@ -343,6 +376,9 @@ func checkMaster(f Facts) Result {
 	switch {
 	case !m.Tried:
 		return Result{"master", Warn, "not asked: " + m.Skipped, "fix the checks above, then run doctor again"}
+	case m.Err != "" && strings.Contains(m.Err, "connection refused"):
+		return Result{"master", Fail, "the master does not answer: " + m.Err,
+			`ganeti-rapi does not listen on that address: Debian starts it with RAPI_ARGS="-b 127.0.0.1" (/etc/default/ganeti), which keeps out every node, the master's own detect included (the default rapi_url https://<ssconf_master_node>:5080 is the master node's address), and a binding to the cluster IP leaves out Ganeti's watcher, which probes 127.0.0.1:5080; set RAPI_ARGS="-b 0.0.0.0" on every master candidate and restart ganeti (or choose [cluster] rapi_url and the binding together)`}
 	case m.Err != "":
 		return Result{"master", Fail, "the master does not answer: " + m.Err,
 			"check [cluster] rapi_url (default https://<ssconf_master_node>:5080), the RAPI user's credentials and rapi_ca, and that ganeti-rapi listens beyond 127.0.0.1 (RAPI_ARGS in /etc/default/ganeti); try curl -k -u USER:PASSWORD https://MASTER:5080/2/info"}

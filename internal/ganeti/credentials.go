@@ -2,35 +2,30 @@ package ganeti
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
+
+	"ganeti-userdown/internal/trust"
 )
+
+// maxCredentials bounds the credentials file: one short line.
+const maxCredentials = 64 << 10
 
 // ReadCredentials reads a RAPI credentials file: "user password" on one
 // line. The file is refused, naming it and its mode, when group or others
-// have any access to it (it must be 0600 or stricter). The password never
+// have any access to it (it must be 0600 or stricter), when it is not a
+// regular file (a FIFO is refused at once, never waited on), and, running
+// as root, when it or a directory on the way is not root's (see
+// trust.ReadFile; links are resolved first). The password never
 // appears in an error.
 func ReadCredentials(path string) (user, password string, err error) {
-	f, err := os.Open(path)
+	f, err := trust.ReadFile(path, maxCredentials)
 	if err != nil {
 		return "", "", fmt.Errorf("rapi credentials: %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", "", fmt.Errorf("rapi credentials: %w", err)
+	if perm := f.Info.Mode().Perm(); perm&0o077 != 0 {
+		return "", "", fmt.Errorf("rapi credentials %s: mode %04o lets group or others read it; run chmod 600 %s", f.Path, perm, f.Path)
 	}
-	if !st.Mode().IsRegular() {
-		return "", "", fmt.Errorf("rapi credentials %s: not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return "", "", fmt.Errorf("rapi credentials %s: mode %04o lets group or others read it; run chmod 600 %s", path, perm, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
-	if err != nil {
-		return "", "", fmt.Errorf("rapi credentials %s: %w", path, err)
-	}
+	b := f.Data
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
 		if l = strings.TrimSpace(l); l != "" {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"ganeti-userdown/internal/state"
 )
 
 func TestFormatLineByLine(t *testing.T) {
@@ -159,15 +161,17 @@ func TestTotalsFamilies(t *testing.T) {
 
 // Counters across processes: each run reads, adds and writes back, under
 // the run lock in real use (here: one after another, as the lock makes
-// them).
+// them), through the state dir's records.
 func TestRecorderAddsUpAcrossProcessesAndWritesAtomically(t *testing.T) {
-	state := t.TempDir()
+	stateDir := filepath.Join(t.TempDir(), "state")
 	textDir := filepath.Join(t.TempDir(), "node-exporter")
-	rc := Recorder{StatePath: filepath.Join(state, "metrics.json"), Textfile: filepath.Join(textDir, "ganeti-userdown.prom")}
-	if err := rc.Record(Run{Source: "userdown-detect", MarkDowns: 1}); err != nil {
+	textfile := filepath.Join(textDir, "ganeti-userdown.prom")
+	// A new store per run, as each watcher hook process opens its own.
+	recorder := func() Recorder { return Recorder{Store: state.Open(stateDir), Textfile: textfile} }
+	if err := recorder().Record(Run{Source: "userdown-detect", MarkDowns: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(rc.Textfile); !os.IsNotExist(err) {
+	if _, err := os.Stat(textfile); !os.IsNotExist(err) {
 		t.Errorf("textfile written although its directory does not exist: %v", err)
 	}
 	if err := os.Mkdir(textDir, 0o755); err != nil {
@@ -181,13 +185,13 @@ func TestRecorderAddsUpAcrossProcessesAndWritesAtomically(t *testing.T) {
 			defer wg.Done()
 			mu.Lock()
 			defer mu.Unlock()
-			if err := (Recorder{StatePath: rc.StatePath, Textfile: rc.Textfile}).Record(Run{Source: "userdown-detect", MarkDowns: 1}); err != nil {
+			if err := recorder().Record(Run{Source: "userdown-detect", MarkDowns: 1}); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	b, err := os.ReadFile(rc.Textfile)
+	b, err := os.ReadFile(textfile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,13 +202,13 @@ func TestRecorderAddsUpAcrossProcessesAndWritesAtomically(t *testing.T) {
 		t.Errorf("textfile directory holds %v: temporary files left", names)
 	}
 	// Corrupt totals start over, and say so.
-	if err := os.WriteFile(rc.StatePath, []byte("{not json"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(stateDir, TotalsRecord), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.Record(Run{Source: "userdown-detect", MarkDowns: 1}); err == nil || !strings.Contains(err.Error(), "counting from zero") {
+	if err := recorder().Record(Run{Source: "userdown-detect", MarkDowns: 1}); err == nil || !strings.Contains(err.Error(), "counting from zero") {
 		t.Errorf("corrupt totals: err = %v", err)
 	}
-	b, _ = os.ReadFile(rc.Textfile)
+	b, _ = os.ReadFile(textfile)
 	if !strings.Contains(string(b), "ganeti_userdown_mark_downs_total{source=\"userdown-detect\"} 1\n") {
 		t.Errorf("after corrupt totals:\n%s", b)
 	}

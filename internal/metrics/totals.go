@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -213,12 +212,21 @@ func (t Totals) Families() []Family {
 	return append(fs, h)
 }
 
-// Recorder adds each run to the totals kept in StatePath and writes the
+// Store keeps the totals between runs (satisfied by *state.Store: a
+// record in the state dir).
+type Store interface {
+	LoadRecord(name string) (data []byte, found bool, err error)
+	SaveRecord(name string, data []byte) error
+}
+
+// TotalsRecord is the name of the totals' record in the Store.
+const TotalsRecord = "metrics.json"
+
+// Recorder adds each run to the totals kept in Store and writes the
 // textfile. Callers hold the state's run lock, so that two processes
 // never add at the same time.
 type Recorder struct {
-	// StatePath is the JSON file of the totals (in the state directory).
-	StatePath string
+	Store Store
 	// Textfile is node_exporter's file; "" writes none. It is written only
 	// when its directory exists (node_exporter's textfile collector is
 	// installed), atomically.
@@ -231,7 +239,7 @@ type Recorder struct {
 // but the run is still counted.
 func (rc Recorder) Record(r Run) error {
 	var errs []error
-	t, err := Load(rc.StatePath)
+	t, err := rc.load()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%w (counting from zero)", err))
 		t = NewTotals()
@@ -243,7 +251,7 @@ func (rc Recorder) Record(r Run) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	if err := atomicfile.WriteFile(rc.StatePath, append(b, '\n'), 0o644); err != nil {
+	if err := rc.Store.SaveRecord(TotalsRecord, append(b, '\n')); err != nil {
 		errs = append(errs, fmt.Errorf("metrics: %w", err))
 	}
 	if _, err := WriteTextfile(rc.Textfile, t); err != nil {
@@ -252,18 +260,20 @@ func (rc Recorder) Record(r Run) error {
 	return errors.Join(errs...)
 }
 
-// Load reads totals saved by Record; a missing file gives empty totals.
-func Load(path string) (Totals, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return NewTotals(), nil
-	}
+// Load reads the totals saved by Record; none saved gives empty totals.
+func Load(s Store) (Totals, error) { return Recorder{Store: s}.load() }
+
+func (rc Recorder) load() (Totals, error) {
+	b, found, err := rc.Store.LoadRecord(TotalsRecord)
 	if err != nil {
 		return Totals{}, fmt.Errorf("metrics: %w", err)
 	}
 	t := NewTotals()
+	if !found {
+		return t, nil
+	}
 	if err := json.Unmarshal(b, &t); err != nil {
-		return Totals{}, fmt.Errorf("metrics %s: %w", path, err)
+		return Totals{}, fmt.Errorf("metrics %s: %w", TotalsRecord, err)
 	}
 	if t.Sources == nil {
 		t.Sources = map[string]*SourceTotals{}

@@ -10,6 +10,7 @@ import (
 
 	"ganeti-userdown/hvconfig"
 	"ganeti-userdown/internal/config"
+	"ganeti-userdown/internal/toolstack"
 )
 
 // Options say what the shim runs and writes.
@@ -32,10 +33,12 @@ type Options struct {
 // never stops the command: a config that cannot be read, parsed or
 // written is logged and left alone, and the toolstack then reports on it
 // as it would without the shim.
-func Prepare(ctx context.Context, p Plan, o Options) {
+func Prepare(ctx context.Context, p toolstack.Plan, o Options) {
 	log := o.Log
-	if p.Problem != "" {
-		log.Debug("command line not analysed, passing it through", "problem", p.Problem)
+	if !p.Prepares() {
+		if p.Problem != "" {
+			log.Debug("command line not analysed, passing it through", "problem", p.Problem)
+		}
 		return
 	}
 	switch p.Verb {
@@ -64,7 +67,7 @@ var ErrSelf = errors.New("[xen] command is this shim itself, not the real toolst
 // Exec prepares the command line (see Prepare) and replaces the process
 // with the real toolstack, which gets p.Args with o.Command as argv[0],
 // the same standard streams and o.Env. It returns only on failure.
-func Exec(ctx context.Context, p Plan, o Options) error {
+func Exec(ctx context.Context, p toolstack.Plan, o Options) error {
 	if err := CheckNotSelf(o.Command); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/toolstack"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -41,7 +42,7 @@ type ShutdownOptions struct {
 // ShutdownTargets resolves the domain argument of a shutdown plan against
 // the node's domains, as the toolstack does: a domid, else a name. With
 // -a every domain but dom0 is a target. Pure.
-func ShutdownTargets(p Plan, domains []xen.Domain) []xen.Domain {
+func ShutdownTargets(p toolstack.Plan, domains []xen.Domain) []xen.Domain {
 	var out []xen.Domain
 	if p.All {
 		for _, d := range domains {
@@ -90,7 +91,7 @@ func ReaperArgs(d xen.Domain, o ShutdownOptions) []string {
 // shutdown is about and, when the caller does not wait (-w absent),
 // starts a detached reaper for each. Problems are logged; the shutdown
 // itself always goes on.
-func prepareShutdown(ctx context.Context, p Plan, o Options) {
+func prepareShutdown(ctx context.Context, p toolstack.Plan, o Options) {
 	so := o.Shutdown
 	log := o.Log
 	now := time.Now

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/toolstack"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -31,7 +32,7 @@ func TestShutdownTargets(t *testing.T) {
 		{[]string{"shutdown", "-a", "-w"}, []int{5, 9, 7}},
 	}
 	for _, tc := range tests {
-		p := Analyze(xen.XL, tc.args, false)
+		p := toolstack.Analyze("xl", tc.args, false)
 		if p.Problem != "" {
 			t.Fatalf("%v: %s", tc.args, p.Problem)
 		}

@@ -27,6 +27,14 @@ type DaemonStatus struct {
 	LastActionWhat string    `json:"last_action_what,omitempty"`
 }
 
+const (
+	daemonStatusName = "watchd.json"
+	daemonLockName   = "watchd.lock"
+	// recordLimit bounds the small records of this file (the daemon's
+	// status, the metrics' totals).
+	recordLimit = 1 << 20
+)
+
 // DaemonStatusPath is the file holding the daemon's status.
 func (s *Store) DaemonStatusPath() string { return filepath.Join(s.dir, daemonStatusName) }
 
@@ -34,11 +42,37 @@ func (s *Store) DaemonStatusPath() string { return filepath.Join(s.dir, daemonSt
 // whole life: whether it is locked says whether a daemon runs.
 func (s *Store) DaemonLockPath() string { return filepath.Join(s.dir, daemonLockName) }
 
-const (
-	daemonStatusName  = "watchd.json"
-	daemonLockName    = "watchd.lock"
-	daemonStatusLimit = 64 << 10
-)
+// SaveRecord replaces the record name (one file in the state dir)
+// atomically, creating the state dir when missing.
+func (s *Store) SaveRecord(name string, data []byte) error {
+	r, err := s.openRoot(true)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	defer r.close()
+	if err := r.writeFile(name, data); err != nil {
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	return nil
+}
+
+// LoadRecord reads the record name; found is false when it does not
+// exist (nor the state dir).
+func (s *Store) LoadRecord(name string) (data []byte, found bool, err error) {
+	r, err := s.openRoot(false)
+	if err != nil || r == nil {
+		return nil, false, err
+	}
+	defer r.close()
+	b, _, err := r.readFile(name, recordLimit)
+	if notExist(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
 
 // SaveDaemonStatus replaces the daemon's status file.
 func (s *Store) SaveDaemonStatus(st DaemonStatus) error {
@@ -46,34 +80,15 @@ func (s *Store) SaveDaemonStatus(st DaemonStatus) error {
 	if err != nil {
 		return fmt.Errorf("daemon status: %w", err)
 	}
-	r, err := s.openRoot(true)
-	if err != nil {
-		return fmt.Errorf("daemon status: %w", err)
-	}
-	defer r.close()
-	if err := r.writeFile(daemonStatusName, append(b, '\n')); err != nil {
-		return fmt.Errorf("daemon status: %w", err)
-	}
-	return nil
+	return s.SaveRecord(daemonStatusName, append(b, '\n'))
 }
 
 // LoadDaemonStatus reads the daemon's status; found is false when no
 // daemon ever ran here.
 func (s *Store) LoadDaemonStatus() (st DaemonStatus, found bool, err error) {
-	r, err := s.openRoot(false)
-	if err != nil {
-		return DaemonStatus{}, false, fmt.Errorf("daemon status: %w", err)
-	}
-	if r == nil {
-		return DaemonStatus{}, false, nil
-	}
-	defer r.close()
-	b, _, err := r.readFile(daemonStatusName, daemonStatusLimit)
-	if notExist(err) {
-		return DaemonStatus{}, false, nil
-	}
-	if err != nil {
-		return DaemonStatus{}, false, fmt.Errorf("daemon status: %w", err)
+	b, found, err := s.LoadRecord(daemonStatusName)
+	if err != nil || !found {
+		return DaemonStatus{}, false, err
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return DaemonStatus{}, false, fmt.Errorf("daemon status %s: %w", s.DaemonStatusPath(), err)
@@ -86,7 +101,7 @@ func (s *Store) LoadDaemonStatus() (st DaemonStatus, found bool, err error) {
 func (s *Store) LockDaemon(ctx context.Context) (*Lock, error) {
 	r, err := s.openRoot(true)
 	if err != nil {
-		return nil, fmt.Errorf("daemon lock: %w", err)
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	defer r.close()
 	return lockAt(ctx, r, daemonLockName, true)
@@ -95,14 +110,11 @@ func (s *Store) LockDaemon(ctx context.Context) (*Lock, error) {
 // DaemonRunning reports whether a process holds the daemon's lock. It
 // takes a shared lock for an instant, on a descriptor of its own, and
 // drops it at once: a daemon starting in that instant waits for it
-// (LockDaemon waits), it does not fail.
+// (LockDaemon waits), it does not fail. It creates nothing.
 func (s *Store) DaemonRunning() (bool, error) {
 	r, err := s.openRoot(false)
-	if err != nil {
-		return false, fmt.Errorf("daemon lock: %w", err)
-	}
-	if r == nil {
-		return false, nil
+	if err != nil || r == nil {
+		return false, err
 	}
 	defer r.close()
 	f, err := r.openFile(daemonLockName, syscall.O_RDONLY)

@@ -109,10 +109,16 @@ func ParseSExprs(src []byte) ([]SExpr, error) {
 	}
 }
 
+// maxSExprDepth bounds the nesting of `xm list -l` output: xend's forms
+// nest a few levels (domain, device, vbd, ...); deeper input is refused
+// rather than parsed by ever deeper recursion.
+const maxSExprDepth = 64
+
 type sexpParser struct {
-	src  string
-	pos  int
-	line int
+	src   string
+	pos   int
+	line  int
+	depth int
 }
 
 func (p *sexpParser) errorf(format string, a ...any) error {
@@ -140,6 +146,11 @@ func (p *sexpParser) parse() (SExpr, error) {
 	}
 	switch c := p.src[p.pos]; c {
 	case '(':
+		if p.depth >= maxSExprDepth {
+			return SExpr{}, p.errorf("lists nested deeper than %d levels", maxSExprDepth)
+		}
+		p.depth++
+		defer func() { p.depth-- }()
 		p.pos++
 		e := SExpr{IsList: true}
 		for {

@@ -56,7 +56,10 @@ type Client struct {
 	flavour Flavour
 	command string
 	timeout time.Duration
-	log     *slog.Logger
+	// maxOutput bounds what one command may print on stdout
+	// (MaxOutput unless a test lowers it).
+	maxOutput int
+	log       *slog.Logger
 }
 
 // SetLogger makes the client log what it must say without failing (a
@@ -70,11 +73,21 @@ func (c *Client) logger() *slog.Logger {
 	return slog.Default()
 }
 
+// MaxOutput bounds the standard output of one toolstack command: far above
+// what `xl list -l` prints for a node full of domains (a few KiB each), far
+// below what would exhaust a node's memory. A command printing more is
+// stopped and its call fails, naming the command and the bound.
+const MaxOutput = 16 << 20
+
+// maxStderr bounds the standard error kept of one toolstack command (for
+// the error message).
+const maxStderr = 64 << 10
+
 // NewClient returns a client running command (e.g. /usr/sbin/xl) with the
 // formats of flavour; timeout bounds every command (0: no bound other than
 // the context).
 func NewClient(flavour Flavour, command string, timeout time.Duration) *Client {
-	return &Client{flavour: flavour, command: command, timeout: timeout}
+	return &Client{flavour: flavour, command: command, timeout: timeout, maxOutput: MaxOutput}
 }
 
 // Flavour returns the toolstack flavour the client speaks.
@@ -87,24 +100,55 @@ func (c *Client) run(ctx context.Context, args ...string) ([]byte, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
+	ctx, stopOverflow := context.WithCancelCause(ctx)
+	defer stopOverflow(nil)
 	cmd := exec.CommandContext(ctx, c.command, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	stdout := &boundedBuffer{max: c.maxOutput, overflow: stopOverflow}
+	stderr := &boundedBuffer{max: maxStderr}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
-	if err == nil {
-		return stdout.Bytes(), nil
+	if err == nil && !stdout.full {
+		return stdout.buf.Bytes(), nil
 	}
-	ce := &CommandError{Args: append([]string{c.command}, args...), ExitCode: -1, Stderr: stderr.String(), Err: err}
+	ce := &CommandError{Args: append([]string{c.command}, args...), ExitCode: -1, Stderr: stderr.buf.String(), Err: err}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		ce.ExitCode = ee.ExitCode()
 	}
-	if ctx.Err() != nil {
+	switch {
+	case stdout.full:
 		ce.ExitCode = -1
-		ce.Err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		ce.Err = fmt.Errorf("printed more than %d bytes on standard output (the bound on toolstack output); stopped", c.maxOutput)
+	case ctx.Err() != nil:
+		ce.ExitCode = -1
+		ce.Err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 	}
-	return stdout.Bytes(), ce
+	return nil, ce
+}
+
+// boundedBuffer keeps up to max bytes. Past that, it records the overflow,
+// calls overflow (which stops the command) and drops the rest, so that a
+// runaway command costs no more memory than the bound.
+type boundedBuffer struct {
+	buf      bytes.Buffer
+	max      int
+	full     bool
+	overflow context.CancelCauseFunc
+}
+
+// Write keeps what fits; it never fails, so the command is stopped by
+// overflow rather than by a broken pipe.
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); len(p) > room {
+		b.buf.Write(p[:max(room, 0)])
+		if !b.full && b.overflow != nil {
+			b.overflow(errors.New("output bound exceeded"))
+		}
+		b.full = true
+		return len(p), nil
+	}
+	return b.buf.Write(p)
 }
 
 // List returns every domain of the node, dom0 included. With xl it parses

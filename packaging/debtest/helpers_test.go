@@ -15,7 +15,11 @@ import (
 	"testing"
 )
 
-// binaries are the programs the package ships.
+// shimLink is where the package's /usr/sbin/xl (and xm) lead: the shim.
+const shimLink = "../libexec/ganeti-userdown/shim"
+
+// binaries are the programs the package ships in /usr/sbin (the shim,
+// cmd/userdown-shim, goes to /usr/libexec/ganeti-userdown).
 var binaries = []string{"userdown-hvconfig", "userdown-hook", "userdown-detect", "userdown-destroy", "userdown-watchd"}
 
 // hookDirs are Ganeti's hooks directories in which userdown-hook must run.
@@ -111,7 +115,7 @@ func buildBinaries(t *testing.T) (bindir, manpage string) {
 	for _, b := range binaries {
 		args = append(args, "./cmd/"+b)
 	}
-	args = append(args, "./packaging/tools/manpage")
+	args = append(args, "./cmd/userdown-shim", "./packaging/tools/manpage")
 	run(t, repo(t), "go", args...)
 	tools := filepath.Join(shared(t), "tools")
 	if err := os.MkdirAll(tools, 0o755); err != nil {

@@ -58,7 +58,7 @@ func checkInstalled(t *testing.T, r *scratchRoot, standinVersion string, xm bool
 		"etc/ganeti/hooks/watcher/50-userdown":     "link -> /usr/libexec/ganeti-userdown/watcher-hook",
 		"usr/libexec/ganeti-userdown/watcher-hook": "file 0755 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/watcher/50-userdown")),
 		"etc/ganeti/userdown.toml":                 "file 0644 0:0 sha256:" + shaFile(t, filepath.Join(repo(t), "packaging/userdown.toml")),
-		"usr/sbin/xl":                              "link -> userdown-hvconfig",
+		"usr/sbin/xl":                              "link -> " + shimLink,
 		"var/lib/ganeti-userdown":                  "dir 0700 0:0",
 		"usr/lib/ganeti-userdown/lib":              "link -> ../../lib",
 		"usr/lib/ganeti-userdown/real":             "dir 0755 0:0",
@@ -71,7 +71,7 @@ func checkInstalled(t *testing.T, r *scratchRoot, standinVersion string, xm bool
 		want["etc/ganeti/hooks/"+dir+"/50-userdown"] = "link -> /usr/sbin/userdown-hook"
 	}
 	if xm {
-		want["usr/sbin/xm"] = "link -> userdown-hvconfig"
+		want["usr/sbin/xm"] = "link -> " + shimLink
 		want[strings.TrimPrefix(realDir, "/")+"/xm"] = "file 0755 0:0 sha256:" + sha(standin(standinVersion).Files["usr/sbin/xm"])
 	} else {
 		want["usr/sbin/xm"] = "absent"
@@ -114,6 +114,9 @@ func checkInstalled(t *testing.T, r *scratchRoot, standinVersion string, xm bool
 		t.Errorf("hooks directories (-want +got):\n%s", d)
 	}
 
+	if got := describe(t, r.Path("usr/libexec/ganeti-userdown/shim")); !strings.HasPrefix(got, "file 0755 0:0 ") {
+		t.Errorf("the shim: %s, want an executable file owned by root", got)
+	}
 	for _, b := range binaries {
 		got := describe(t, r.Path("usr/sbin/"+b))
 		if !strings.HasPrefix(got, "file 0755 0:0 ") {
@@ -316,7 +319,7 @@ func TestToolstackInstalledLater(t *testing.T) {
 	if got, want := describe(t, r.Path(realDir+"/xl")), "link -> ../lib/xen-standin/bin/xl"; got != want {
 		t.Errorf("the toolstack's xl went to %s, want %s", got, want)
 	}
-	if got := describe(t, r.Path("usr/sbin/xl")); got != "link -> userdown-hvconfig" {
+	if got := describe(t, r.Path("usr/sbin/xl")); got != "link -> "+shimLink {
 		t.Errorf("/usr/sbin/xl is %s after the toolstack install", got)
 	}
 	if got := runShim(t, r, "xl", "list"); !strings.HasPrefix(got, "stand-in xl 1 ") {

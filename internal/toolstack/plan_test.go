@@ -1,12 +1,10 @@
-package shim
+package toolstack
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"ganeti-userdown/internal/xen"
 )
 
 // TestAnalyzeCreate checks that the shim finds the config file `create`
@@ -57,7 +55,7 @@ func TestAnalyzeCreate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.args, func(t *testing.T) {
 			args := strings.Fields(tt.args)
-			p := Analyze(xen.XL, args, false)
+			p := Analyze("xl", args, false)
 			if p.Config != tt.config {
 				t.Errorf("Config = %q, want %q (problem %q)", p.Config, tt.config, p.Problem)
 			}
@@ -75,11 +73,11 @@ func TestAnalyzeCreate(t *testing.T) {
 // operand, so an option after the file is a second operand.
 func TestAnalyzePosix(t *testing.T) {
 	args := []string{"create", "-p", "/etc/xen/a", "-q"}
-	p := Analyze(xen.XL, args, true)
+	p := Analyze("xl", args, true)
 	if p.Config != "" || !strings.Contains(p.Problem, "more than one config file") {
 		t.Errorf("POSIXLY_CORRECT: Config %q, Problem %q; want the toolstack's own complaint", p.Config, p.Problem)
 	}
-	p = Analyze(xen.XL, args, false)
+	p = Analyze("xl", args, false)
 	if p.Config != "/etc/xen/a" || p.Problem != "" {
 		t.Errorf("GNU order: Config %q, Problem %q; want /etc/xen/a", p.Config, p.Problem)
 	}
@@ -91,23 +89,23 @@ func TestAnalyzePosix(t *testing.T) {
 // intent for the domain ...; when the caller does not wait (-w absent ...)".
 func TestAnalyzeVerbs(t *testing.T) {
 	tests := []struct {
-		flavour xen.Flavour
+		flavour string
 		args    string
 		want    Plan
 	}{
-		{xen.XL, "shutdown -w inst1", Plan{Verb: "shutdown", Domain: "inst1", Wait: true}},
-		{xen.XL, "shutdown inst1", Plan{Verb: "shutdown", Domain: "inst1"}},
-		{xen.XL, "shutdown --wait -F 12", Plan{Verb: "shutdown", Domain: "12", Wait: true}},
-		{xen.XL, "shutdown -a", Plan{Verb: "shutdown", All: true}},
-		{xen.XL, "shu inst1 -w", Plan{Verb: "shutdown", Domain: "inst1", Wait: true}},
-		{xen.XL, "reboot inst1", Plan{Verb: "reboot", Domain: "inst1"}},
-		{xen.XL, "shutdown", Plan{Verb: "shutdown", Problem: "shutdown: no domain"}},
-		{xen.XL, "list -v", Plan{Verb: "list"}},
-		{xen.XL, "-t destroy 5", Plan{Verb: "destroy", VerbIndex: 1}},
-		{xen.XL, "sh inst1", Plan{VerbIndex: 0, Problem: "unknown or ambiguous command sh"}},
-		{xen.XM, "create /etc/xen/inst1", Plan{Verb: "create", Config: "/etc/xen/inst1"}},
-		{xen.XM, "shutdown inst1", Plan{Verb: "shutdown", Domain: "inst1"}},
-		{xen.XM, "list", Plan{Verb: "list"}},
+		{"xl", "shutdown -w inst1", Plan{Verb: "shutdown", Domain: "inst1", Wait: true}},
+		{"xl", "shutdown inst1", Plan{Verb: "shutdown", Domain: "inst1"}},
+		{"xl", "shutdown --wait -F 12", Plan{Verb: "shutdown", Domain: "12", Wait: true}},
+		{"xl", "shutdown -a", Plan{Verb: "shutdown", All: true}},
+		{"xl", "shu inst1 -w", Plan{Verb: "shutdown", Domain: "inst1", Wait: true}},
+		{"xl", "reboot inst1", Plan{Verb: "reboot", Domain: "inst1"}},
+		{"xl", "shutdown", Plan{Verb: "shutdown", Problem: "shutdown: no domain"}},
+		{"xl", "list -v", Plan{Verb: "list"}},
+		{"xl", "-t destroy 5", Plan{Verb: "destroy", VerbIndex: 1}},
+		{"xl", "sh inst1", Plan{VerbIndex: 0, Problem: "unknown or ambiguous command sh"}},
+		{"xm", "create /etc/xen/inst1", Plan{Verb: "create", Config: "/etc/xen/inst1"}},
+		{"xm", "shutdown inst1", Plan{Verb: "shutdown", Domain: "inst1"}},
+		{"xm", "list", Plan{Verb: "list"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.flavour)+" "+tt.args, func(t *testing.T) {

@@ -1,7 +1,7 @@
-package shim
+package toolstack
 
 import (
-	"fmt"
+	"errors"
 	"strings"
 )
 
@@ -62,9 +62,9 @@ func (s optSpec) lookupLong(name string) (longOpt, error) {
 	}
 	switch {
 	case ambiguous:
-		return longOpt{}, fmt.Errorf("option --%s is ambiguous", name)
+		return longOpt{}, errors.New("option --" + name + " is ambiguous")
 	case found == nil:
-		return longOpt{}, fmt.Errorf("unknown option --%s", name)
+		return longOpt{}, errors.New("unknown option --" + name)
 	}
 	return *found, nil
 }
@@ -96,12 +96,12 @@ func getopt(args []string, spec optSpec, posix bool) ([]option, []operand, error
 				o.arg = val
 			case lo.hasArg:
 				if i+1 >= len(args) {
-					return nil, nil, fmt.Errorf("option --%s needs an argument", lo.name)
+					return nil, nil, errors.New("option --" + lo.name + " needs an argument")
 				}
 				i++
 				o.arg = args[i]
 			case hasVal:
-				return nil, nil, fmt.Errorf("option --%s takes no argument", lo.name)
+				return nil, nil, errors.New("option --" + lo.name + " takes no argument")
 			}
 			opts = append(opts, o)
 		case len(a) > 1 && a[0] == '-':
@@ -109,7 +109,7 @@ func getopt(args []string, spec optSpec, posix bool) ([]option, []operand, error
 				c := a[j]
 				known, hasArg := spec.takesArg(c)
 				if !known {
-					return nil, nil, fmt.Errorf("unknown option -%c", c)
+					return nil, nil, errors.New("unknown option -" + string(rune(c)))
 				}
 				o := option{val: c}
 				if hasArg {
@@ -119,7 +119,7 @@ func getopt(args []string, spec optSpec, posix bool) ([]option, []operand, error
 						i++
 						o.arg = args[i]
 					} else {
-						return nil, nil, fmt.Errorf("option -%c needs an argument", c)
+						return nil, nil, errors.New("option -" + string(rune(c)) + " needs an argument")
 					}
 					opts = append(opts, o)
 					break

@@ -1,17 +1,11 @@
-// Package shim is the toolstack wrapper installed in place of xl (or xm):
-// it reads the toolstack command line the way the toolstack does, rewrites
-// the domain config that `create` is about to read, and then replaces
-// itself with the real toolstack, which gets the same arguments, standard
-// streams and environment and so returns its own exit status.
-//
-// Analyze is pure: it turns a command line into a Plan. Exec acts on it.
-package shim
+// Package toolstack is what the toolstack shim needs before anything
+// else: it reads a toolstack command line the way xl (or xm) does
+// (Analyze, pure) and finds the real toolstack to run (ChooseToolstack).
+// It imports nothing heavy, so that the shim binary installed as xl
+// starts as fast as a Go program can.
+package toolstack
 
-import (
-	"strings"
-
-	"ganeti-userdown/internal/xen"
-)
+import "strings"
 
 // Plan is what the shim makes of a toolstack command line.
 type Plan struct {
@@ -35,6 +29,14 @@ type Plan struct {
 	// toolstack will then complain about it itself, and the shim does
 	// nothing but exec it.
 	Problem string
+}
+
+// Prepares reports whether the shim has something to do before the
+// toolstack runs this command line: rewrite the config of a create,
+// record the intent of a shutdown. Every other command line is passed
+// straight through.
+func (p Plan) Prepares() bool {
+	return p.Problem == "" && (p.Verb == "create" || p.Verb == "shutdown")
 }
 
 // xlGlobal is xl's own optstring before the verb: flags only, and option
@@ -101,13 +103,13 @@ func expandVerb(s string) string {
 }
 
 // Analyze reads a toolstack command line (without argv[0]) the way the
-// toolstack of that flavour reads it. posix reports whether
+// toolstack named flavour ("xl" or "xm") reads it. posix reports whether
 // POSIXLY_CORRECT is set in the environment, which stops GNU getopt at
 // the first operand.
-func Analyze(flavour xen.Flavour, args []string, posix bool) Plan {
+func Analyze(flavour string, args []string, posix bool) Plan {
 	p := Plan{Args: args, VerbIndex: -1}
 	verbAt := 0
-	if flavour == xen.XL {
+	if flavour == "xl" {
 		opts, ops, err := getopt(args, xlGlobal, true)
 		if err != nil {
 			p.Problem = "global options: " + err.Error()
@@ -125,7 +127,7 @@ func Analyze(flavour xen.Flavour, args []string, posix bool) Plan {
 	}
 	p.VerbIndex = verbAt
 	word := args[verbAt]
-	if flavour == xen.XL {
+	if flavour == "xl" {
 		p.Verb = expandVerb(word)
 		if p.Verb == "" {
 			p.Problem = "unknown or ambiguous command " + word
