@@ -219,7 +219,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintln(stdout, msg)
 		}
-		log.Warn("start refused", "instance", d.Instance, "why", msg)
+		// The log line stays short: Ganeti shows it after the message.
+		log.Warn("start refused by the start guard", "instance", d.Instance)
 		// The one pre-hook path that fails: design.md, "The start guard".
 		return 1
 	}

@@ -549,56 +549,6 @@ func TestStartHooksXM(t *testing.T) {
 	wantCode(t, n.runHook(capture(t, "xen-instance-startup--instance-start-post.d.env")), 0)
 }
 
-// TestUnreadableEnvFileNeverFailsAPrePhase: an --env-file that cannot be
-// read is logged (naming the file) and, as every other problem of a pre
-// phase or of a phase that cannot be read, exits 0; a post phase exits 2.
-//
-// Reference: doc/design.md, "Hooks": a pre hook never fails.
-func TestUnreadableEnvFileNeverFailsAPrePhase(t *testing.T) {
-	n := newNode(t, "node1.example.com")
-	missing := filepath.Join(n.dir, "no-such.env")
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		code int
-	}{
-		{"pre phase", capture(t, "xen-instance-shutdown--instance-stop-pre.d.env"), 0},
-		{"phase unknown", map[string]string{}, 0},
-		{"post phase", capture(t, "xen-instance-shutdown--instance-stop-post.d.env"), 2},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := n.runHook(tc.env, "--env-file", missing)
-			wantCode(t, r, tc.code)
-			if !strings.Contains(r.stderr, missing) {
-				t.Errorf("stderr does not name %s:\n%s", missing, r.stderr)
-			}
-			if files := n.stateFiles(); len(files) != 0 {
-				t.Errorf("state written from an unread environment: %v", files)
-			}
-		})
-	}
-}
-
-// TestUntrustedStateDirNeverFailsAPrePhase: a state dir others may write
-// in is refused (logged, naming it and its mode; nothing written), and a
-// pre phase still exits 0.
-//
-// Reference: doc/design.md, "State files"; "Hooks": a pre hook never fails.
-func TestUntrustedStateDirNeverFailsAPrePhase(t *testing.T) {
-	n := newNode(t, "node1.example.com")
-	if err := os.Chmod(n.stateDir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	r := n.runHook(capture(t, "xen-instance-shutdown--instance-stop-pre.d.env"))
-	wantCode(t, r, 0)
-	if !strings.Contains(r.stderr+r.stdout, n.stateDir) || !strings.Contains(r.stderr+r.stdout, "mode 0777") {
-		t.Errorf("the refusal does not name the dir and its mode:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
-	}
-	if files := n.stateFiles(); len(files) != 0 {
-		t.Errorf("written into an untrusted state dir: %v", files)
-	}
-}
-
 // TestStartGuard plays the two orders of the multi-node race with the
 // real captures: the watcher's restart before our mark-down (a preserved
 // user poweroff, admin up) and after it (admin down, domain gone, our
@@ -691,5 +641,55 @@ func TestStartGuardOtherPathsExitZero(t *testing.T) {
 	}
 	if r := n.runHook(nil, "--allow-start", "../evil"); r.code != 2 {
 		t.Errorf("--allow-start ../evil: exit %d, want 2", r.code)
+	}
+}
+
+// TestUnreadableEnvFileNeverFailsAPrePhase: an --env-file that cannot be
+// read is logged (naming the file) and, as every other problem of a pre
+// phase or of a phase that cannot be read, exits 0; a post phase exits 2.
+//
+// Reference: doc/design.md, "Hooks": a pre hook never fails.
+func TestUnreadableEnvFileNeverFailsAPrePhase(t *testing.T) {
+	n := newNode(t, "node1.example.com")
+	missing := filepath.Join(n.dir, "no-such.env")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		code int
+	}{
+		{"pre phase", capture(t, "xen-instance-shutdown--instance-stop-pre.d.env"), 0},
+		{"phase unknown", map[string]string{}, 0},
+		{"post phase", capture(t, "xen-instance-shutdown--instance-stop-post.d.env"), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := n.runHook(tc.env, "--env-file", missing)
+			wantCode(t, r, tc.code)
+			if !strings.Contains(r.stderr, missing) {
+				t.Errorf("stderr does not name %s:\n%s", missing, r.stderr)
+			}
+			if files := n.stateFiles(); len(files) != 0 {
+				t.Errorf("state written from an unread environment: %v", files)
+			}
+		})
+	}
+}
+
+// TestUntrustedStateDirNeverFailsAPrePhase: a state dir others may write
+// in is refused (logged, naming it and its mode; nothing written), and a
+// pre phase still exits 0.
+//
+// Reference: doc/design.md, "State files"; "Hooks": a pre hook never fails.
+func TestUntrustedStateDirNeverFailsAPrePhase(t *testing.T) {
+	n := newNode(t, "node1.example.com")
+	if err := os.Chmod(n.stateDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r := n.runHook(capture(t, "xen-instance-shutdown--instance-stop-pre.d.env"))
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stderr+r.stdout, n.stateDir) || !strings.Contains(r.stderr+r.stdout, "mode 0777") {
+		t.Errorf("the refusal does not name the dir and its mode:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+	if files := n.stateFiles(); len(files) != 0 {
+		t.Errorf("written into an untrusted state dir: %v", files)
 	}
 }

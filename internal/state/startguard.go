@@ -4,12 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"time"
-
-	"ganeti-userdown/internal/atomicfile"
 )
 
 // MarkDown records that ganeti-userdown asked Ganeti to mark Instance
@@ -40,34 +35,31 @@ type StartAllowance struct {
 // hundred bytes.
 const maxRecord = 64 << 10
 
-func (s *Store) guardDir() string { return filepath.Join(s.dir, "start-guard") }
+// guardDirName is the subdirectory holding the start guard's records.
+const guardDirName = "start-guard"
 
-func (s *Store) markDownPath(instance string) string {
-	return filepath.Join(s.guardDir(), "markdown@"+escape(instance)+".json")
-}
+func markDownFile(instance string) string { return "markdown@" + escape(instance) + ".json" }
 
-func (s *Store) allowancePath(instance string) string {
-	return filepath.Join(s.guardDir(), "allow@"+escape(instance)+".json")
-}
+func allowanceFile(instance string) string { return "allow@" + escape(instance) + ".json" }
 
 // RecordMarkDown stores r, replacing an earlier record of the instance.
 func (s *Store) RecordMarkDown(r MarkDown) error {
 	if r.Instance == "" || r.Submitted.IsZero() {
 		return errors.New("record mark-down: no instance or no time")
 	}
-	return s.writeRecord(s.markDownPath(r.Instance), r)
+	return s.writeRecord(markDownFile(r.Instance), r)
 }
 
 // MarkDownRecord returns the mark-down record of instance; found is false
 // when there is none.
 func (s *Store) MarkDownRecord(instance string) (MarkDown, bool, error) {
-	return readFor(s.markDownPath(instance), instance, func(r MarkDown) string { return r.Instance })
+	return readFor(s, markDownFile(instance), instance, func(r MarkDown) string { return r.Instance })
 }
 
 // ClearMarkDown removes the mark-down record of instance; removing what
 // does not exist is no error.
 func (s *Store) ClearMarkDown(instance string) error {
-	return removeRecord(s.markDownPath(instance))
+	return s.removeRecord(markDownFile(instance))
 }
 
 // AllowStart stores a, replacing an earlier allowance of the instance.
@@ -75,70 +67,79 @@ func (s *Store) AllowStart(a StartAllowance) error {
 	if a.Instance == "" || a.Expires.IsZero() {
 		return errors.New("allow start: no instance or no expiry")
 	}
-	return s.writeRecord(s.allowancePath(a.Instance), a)
+	return s.writeRecord(allowanceFile(a.Instance), a)
 }
 
 // StartAllowanceOf returns the start allowance of instance; found is false
 // when there is none.
 func (s *Store) StartAllowanceOf(instance string) (StartAllowance, bool, error) {
-	return readFor(s.allowancePath(instance), instance, func(a StartAllowance) string { return a.Instance })
+	return readFor(s, allowanceFile(instance), instance, func(a StartAllowance) string { return a.Instance })
 }
 
 // ClearStartAllowance removes the start allowance of instance.
 func (s *Store) ClearStartAllowance(instance string) error {
-	return removeRecord(s.allowancePath(instance))
+	return s.removeRecord(allowanceFile(instance))
 }
 
-// readFor reads the record at path, which must be about instance
-// (nameOf says whom a record names); found is false when there is none.
-func readFor[T any](path, instance string, nameOf func(T) string) (v T, found bool, err error) {
-	found, err = readRecord(path, &v)
-	if err == nil && found && nameOf(v) != instance {
-		var zero T
-		return zero, false, fmt.Errorf("%s names instance %q, not %s", path, nameOf(v), instance)
+// readFor reads the record name of the start guard's directory, which
+// must be about instance (nameOf says whom a record names); found is
+// false when there is none.
+func readFor[T any](s *Store, name, instance string, nameOf func(T) string) (v T, found bool, err error) {
+	d, err := s.guardRoot(false)
+	if err != nil || d == nil {
+		return v, false, err
 	}
-	return v, found, err
-}
-
-func (s *Store) writeRecord(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func readRecord(path string, v any) (bool, error) {
-	f, err := os.Open(path)
+	defer d.close()
+	b, _, err := d.readFile(name, maxRecord)
 	if err != nil {
 		if notExist(err) {
-			return false, nil
+			return v, false, nil
 		}
-		return false, fmt.Errorf("read %s: %w", path, err)
+		return v, false, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxRecord+1))
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", path, err)
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, false, fmt.Errorf("%s: corrupt: %w", d.path(name), err)
 	}
-	if len(b) > maxRecord {
-		return false, fmt.Errorf("read %s: larger than %d bytes", path, maxRecord)
+	if nameOf(v) != instance {
+		var zero T
+		return zero, false, fmt.Errorf("%s names instance %q, not %s", d.path(name), nameOf(v), instance)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("%s: corrupt: %w", path, err)
-	}
-	return true, nil
+	return v, true, nil
 }
 
-func removeRecord(path string) error {
-	if err := os.Remove(path); err != nil && !notExist(err) {
-		return fmt.Errorf("remove %s: %w", path, err)
+// guardRoot opens the start guard's directory in the checked state dir,
+// never through a link; with create it makes both. A missing one
+// without create is (nil, nil).
+func (s *Store) guardRoot(create bool) (*root, error) {
+	r, err := s.openRoot(create)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	defer r.close()
+	return r.sub(guardDirName, create)
+}
+
+func (s *Store) writeRecord(name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	d, err := s.guardRoot(true)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer d.close()
+	if err := d.writeFile(name, append(b, '\n')); err != nil {
+		return fmt.Errorf("write %s: %w", d.path(name), err)
 	}
 	return nil
+}
+
+func (s *Store) removeRecord(name string) error {
+	d, err := s.guardRoot(false)
+	if err != nil || d == nil {
+		return err
+	}
+	defer d.close()
+	return d.remove(name)
 }

@@ -73,4 +73,26 @@ func TestStartGuardRecords(t *testing.T) {
 	if _, found, err := s.MarkDownRecord(x); found || err == nil {
 		t.Errorf("record naming another instance: found %v, err %v", found, err)
 	}
+
+	// A planted link is refused, never followed, and nothing is
+	// written through it.
+	target := filepath.Join(t.TempDir(), "elsewhere.json")
+	if err := os.WriteFile(target, []byte(`{"instance":"x.example.com","submitted":"2026-12-02T01:00:00Z"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := s.MarkDownRecord(x); found || err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("record behind a link: found %v, err %v", found, err)
+	}
+	if err := s.ClearMarkDown(x); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("clearing removed the link's target: %v", err)
+	}
 }
