@@ -63,7 +63,7 @@ exits 1 ("another run holds the lock"): the next run does the work.`
 type flags struct {
 	Config   string           `help:"Configuration file (default: $USERDOWN_CONFIG, else /etc/ganeti/userdown.toml). Running as root, the file, its [xen] command and every directory above them must be owned by root and not writable by group or others." placeholder:"PATH"`
 	JSON     bool             `name:"json" help:"Print the full report as JSON."`
-	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing."`
+	DryRun   bool             `name:"dry-run" help:"Report what would be destroyed; change nothing (the state dir included)."`
 	LockWait time.Duration    `name:"lock-wait" default:"2m" help:"How long to wait for another detect or destroy run on this node to finish."`
 	Reap     *int             `name:"reap" placeholder:"DOMID" help:"Reaper mode: wait for this domain to reach a preserved shutdown and destroy it."`
 	UUID     string           `name:"uuid" help:"Reaper mode: the uuid the domain must still have."`

@@ -34,6 +34,8 @@ of this node's instances and one query of their locks. Shutdowns that
 Ganeti or an operator asked for (intents recorded by the hooks and the
 toolstack shim) and instances held by a Ganeti job are never marked down.
 
+Without --mark-down it only reads: the state dir is left as it was.
+
 Output: the names of the instances to mark down, one per line, sorted;
 with --json the full report (every domain with its decision and why, and
 with --mark-down each job's id and status).
