@@ -73,6 +73,7 @@ func TestDemo(t *testing.T) {
 		"== 7. A Ganeti 2.10 cluster",
 		"Jq3/Job2/C_VERIFY_DISKS",
 		"watchd: marked down instance=mail1.example.com",
+		"PUT /2/query/lock => 200 (every lock: 2.10 refuses a filter)",
 		"== Summary",
 		"demo: every step behaved as described",
 	}

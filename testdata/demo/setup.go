@@ -23,7 +23,7 @@ import (
 // simulators.
 var binaries = []string{
 	"./cmd/userdown-hvconfig", "./cmd/userdown-hook", "./cmd/userdown-detect",
-	"./cmd/userdown-destroy", "./cmd/userdown-watchd",
+	"./cmd/userdown-destroy", "./cmd/userdown-watchd", "./cmd/userdown-shim",
 	"./testdata/xensim", "./testdata/xenstored",
 }
 
@@ -195,9 +195,11 @@ func (d *demo) newNode(name string, cl *cluster, rescan string) (*node, error) {
 	if err := os.WriteFile(n.realXL, []byte(wrapper), 0o755); err != nil {
 		return nil, err
 	}
-	// The shim in the toolstack's place: userdown-hvconfig called xl.
+	// The shim in the toolstack's place, as the package links it:
+	// userdown-shim called xl (it hands create and shutdown to
+	// userdown-hvconfig beside it).
 	n.xl = filepath.Join(n.dir, "sbin", "xl")
-	if err := os.Symlink(filepath.Join(d.bin, "userdown-hvconfig"), n.xl); err != nil {
+	if err := os.Symlink(filepath.Join(d.bin, "userdown-shim"), n.xl); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(n.dir, "ssconf", "ssconf_enabled_user_shutdown"), []byte("False\n"), 0o644); err != nil {

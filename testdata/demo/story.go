@@ -70,8 +70,8 @@ func (d *demo) shim(n *node) {
 		"Ganeti writes /etc/xen/<instance> and runs xl create on it at once, with no hook in between. "+
 			"Up to 2.10 it writes on_poweroff = 'destroy', and every version writes on_crash = 'restart': "+
 			"Xen would destroy a powered-off domain, and the reason with it, and reboot a crashed one. "+
-			"The package puts userdown-hvconfig in xl's place: called as xl create, it rewrites both to "+
-			"preserve and then runs the real xl.")
+			"The package puts the shim in xl's place (/usr/sbin/xl is a link to userdown-shim): at xl create "+
+			"it rewrites both to preserve, then runs the real xl.")
 	n.startJob(web1, "operator: gnt-instance startup web1", false)
 	n.sh("what xl create was given", "grep", "^on_", filepath.Join(n.etcXen, web1))
 	cfg := read(filepath.Join(n.etcXen, web1))
