@@ -26,11 +26,7 @@ import (
 
 const nodeName = "node1.example.com"
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // node is one simulated Xen node of a fake Ganeti cluster, with
 // ganeti-userdown configured on it.
@@ -233,6 +229,20 @@ func (n *node) instanceState(name string) string {
 	}
 	n.t.Fatalf("no instance %s", name)
 	return ""
+}
+
+// hostInitiatedKept checks that the shut-down domain of instance name
+// is decided host-initiated and that a watcher round leaves the instance
+// up in Ganeti (safety rule 3).
+func (n *node) hostInitiatedKept(name string) {
+	n.t.Helper()
+	if got := n.report()[name]; got != "host-initiated" {
+		n.t.Errorf("decision %q, want host-initiated", got)
+	}
+	n.watcher()
+	if s := n.instanceState(name); s != "up" {
+		n.t.Errorf("host-initiated shutdown marked down: %q", s)
+	}
 }
 
 // watcher runs the watcher hook script as Ganeti's watcher does, then the

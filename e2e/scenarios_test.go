@@ -239,13 +239,7 @@ func testHookIntentIsHostInitiated(t *testing.T, version string) {
 	}
 	n.xl("shutdown", "web1.example.com")
 	waitFor(t, func() bool { d, ok := n.domain("web1.example.com"); return ok && d.State.UserPoweredOff() })
-	if got := n.report()["web1.example.com"]; got != "host-initiated" {
-		t.Errorf("decision %q, want host-initiated", got)
-	}
-	n.watcher()
-	if s := n.instanceState("web1.example.com"); s != "up" {
-		t.Errorf("host-initiated shutdown marked down: %q", s)
-	}
+	n.hostInitiatedKept("web1.example.com")
 }
 
 // Reference: design.md, "Decisions", safety rule 4: "When Xen or cluster

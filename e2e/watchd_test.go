@@ -357,7 +357,9 @@ func TestDaemonRetriesARAPIOutage(t *testing.T) {
 	d.startDaemon()
 	d.proxy.set(false)
 	d.xl("sim", "poweroff", "web1.example.com")
-	time.Sleep(2 * time.Second)
+	// The proxy opens again only once the daemon has met the outage,
+	// however long the event takes to arrive on a loaded machine.
+	d.waitFor("the outage met", func() bool { return strings.Contains(d.log(), "run failed; retrying with backoff") })
 	if s := d.instanceState("web1.example.com"); s != "up" {
 		t.Fatalf("marked down through a closed proxy? %q", s)
 	}

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"ganeti-userdown/internal/trust/trusttest"
 )
 
 // TestRewriteFileRefusesNonRegular checks that only regular files are
@@ -16,23 +16,14 @@ import (
 // it for ever, both before `xl create` runs.
 // Reference: issue 14, point 4; doc/design.md, "Shim" (never block a start).
 func TestRewriteFileRefusesNonRegular(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fifo := trusttest.Fifo(t, filepath.Join(t.TempDir(), "fifo"))
 	for _, path := range []string{"/dev/zero", fifo} {
-		done := make(chan error, 1)
-		go func() {
+		err := trusttest.Prompt(t, "RewriteFile "+path, func() error {
 			_, err := RewriteFile(path, defaultActions)
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), path) {
-				t.Errorf("%s: err = %v, want a not-a-regular-file error naming it", path, err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: RewriteFile still running after 5s", path)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err = %v, want a not-a-regular-file error naming it", path, err)
 		}
 		if _, err := CheckFile(path, defaultActions); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 			t.Errorf("check %s: err = %v, want a not-a-regular-file error", path, err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ganeti-userdown/internal/cli"
+	"ganeti-userdown/internal/state"
 )
 
 // LockFailed logs why a detect or destroy run could not take the node's
@@ -22,4 +23,27 @@ func LockFailed(log *slog.Logger, err error, wait time.Duration) int {
 	}
 	log.Error("the run lock cannot be taken; nothing done", "err", err)
 	return cli.ExitUnreadable
+}
+
+// TakeRunLock takes the node's run lock for one detect or destroy run,
+// waiting at most wait: a run that writes (real: userdown-detect
+// --mark-down, userdown-destroy without --dry-run) the exclusive one, a
+// run that only reads the shared one (state.Store.ReadLock), which
+// creates nothing. It returns the lock's release, or nil and the exit
+// code (see LockFailed) when the run must stop, having done nothing.
+//
+// Reference: doc/design.md, "State files": reading changes nothing;
+// "Exit codes".
+func TakeRunLock(ctx context.Context, s *state.Store, real bool, wait time.Duration, log *slog.Logger) (release func(), code int) {
+	lockRun := s.ReadLock
+	if real {
+		lockRun = s.LockRun
+	}
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	lock, err := lockRun(lctx)
+	cancel()
+	if err != nil {
+		return nil, LockFailed(log, err, wait)
+	}
+	return func() { lock.Unlock() }, cli.ExitOK
 }

@@ -136,17 +136,11 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 
 	// A dry run only reads: it writes no observation and prunes nothing.
-	lockRun := src.Store.LockRun
-	if c.DryRun {
-		lockRun = src.Store.ReadLock
+	release, code := watcher.TakeRunLock(ctx, src.Store, !c.DryRun, c.LockWait, log)
+	if release == nil {
+		return code
 	}
-	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
-	lock, err := lockRun(lctx)
-	cancel()
-	if err != nil {
-		return watcher.LockFailed(log, err, c.LockWait)
-	}
-	defer lock.Unlock()
+	defer release()
 
 	rep, failed, err := watcher.Run(ctx, src, x, watcher.RunOptions{
 		Destroy: true,

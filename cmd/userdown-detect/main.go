@@ -92,17 +92,11 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 
 	// Only a marking run writes (observations, the prune of expired
 	// intents); a plain listing is a read and changes nothing.
-	lockRun := src.Store.ReadLock
-	if c.MarkDown {
-		lockRun = src.Store.LockRun
+	release, code := watcher.TakeRunLock(ctx, src.Store, c.MarkDown, c.LockWait, log)
+	if release == nil {
+		return code
 	}
-	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
-	lock, err := lockRun(lctx)
-	cancel()
-	if err != nil {
-		return watcher.LockFailed(log, err, c.LockWait)
-	}
-	defer lock.Unlock()
+	defer release()
 
 	o := watcher.RunOptions{MarkDown: c.MarkDown, Source: "userdown-detect"}
 	if c.MarkDown {

@@ -12,11 +12,7 @@ import (
 	"ganeti-userdown/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // TestSIGTERMStopsARun checks that SIGTERM stops a run that waits on the
 // toolstack (and releases the run lock), instead of being ignored until

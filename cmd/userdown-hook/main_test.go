@@ -20,11 +20,7 @@ import (
 	"ganeti-userdown/internal/xen"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // The PATH Ganeti gives hooks.
 const ganetiPath = "PATH=/sbin:/bin:/usr/sbin:/usr/bin"

@@ -17,11 +17,7 @@ import (
 	"ganeti-userdown/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // call is one invocation the fake toolstack recorded.
 type call struct {

@@ -11,11 +11,7 @@ import (
 	"ganeti-userdown/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // BenchmarkShimRatio measures the shim's hot path as a ratio to its floor:
 // each iteration runs, one after the other, a static Go program that does

@@ -57,7 +57,8 @@ type Xen struct {
 	// Timeout bounds every toolstack call made by ganeti-userdown itself.
 	Timeout Duration `toml:"timeout"`
 	// ReapWait bounds how long the shim's reaper waits for a domain that
-	// Ganeti asked to shut down to reach its preserved state.
+	// Ganeti asked to shut down without waiting (xl shutdown without -w:
+	// Ganeti 2.9.0 and 2.9.1) to reach its preserved state.
 	ReapWait Duration `toml:"reap_wait"`
 }
 
@@ -82,7 +83,8 @@ type Cluster struct {
 	// readable by group or others.
 	RAPICredentials string `toml:"rapi_credentials"`
 	// RAPICA is the certificate the RAPI server must present (Ganeti's
-	// self-signed rapi.pem), pinned rather than checked by host name.
+	// self-signed rapi.pem), pinned rather than checked by host name; a
+	// file group or others may write is refused.
 	RAPICA string `toml:"rapi_ca"`
 	// GntInstance and GntDebug are the CLI backend's commands.
 	GntInstance string `toml:"gnt_instance"`
@@ -123,7 +125,10 @@ type Crash struct {
 
 // State says where ganeti-userdown keeps its own records.
 type State struct {
-	// Dir holds intents, observations and reaper bookkeeping.
+	// Dir holds the intents (intents/), the observations of preserved
+	// domains (observations.json), the run lock (run.lock), the event
+	// daemon's status (watchd.json) and the metrics' totals
+	// (metrics.json).
 	Dir string `toml:"dir"`
 	// IntentTTL is how long an intent stays live when nothing clears it.
 	IntentTTL Duration `toml:"intent_ttl"`

@@ -5,9 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"ganeti-userdown/internal/trust/trusttest"
 )
@@ -29,10 +27,7 @@ func TestLoadRefusesUntrusted(t *testing.T) {
 	evilCommand := write("evilcmd.toml", fmt.Sprintf("[xen]\ncommand = %q\n", evil), 0o644, 0)
 	evilGnt := write("evilgnt.toml", fmt.Sprintf("[cluster]\nbackend = \"cli\"\ngnt_instance = %q\n", evil), 0o644, 0)
 	missingCommand := write("missing.toml", "[xen]\ncommand = \"/nonexistent/xl\"\n", 0o644, 0)
-	fifo := filepath.Join(base, "fifo.toml")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fifo := trusttest.Fifo(t, filepath.Join(base, "fifo.toml"))
 
 	if c, err := Load(good, true); err != nil || c.Xen.Command != "/bin/true" {
 		t.Errorf("root's config: %v", err)
@@ -46,18 +41,12 @@ func TestLoadRefusesUntrusted(t *testing.T) {
 		{"a cli-backend command others can replace", evilGnt, "[cluster] gnt_instance " + evil},
 		{"a FIFO", fifo, "not a regular file"},
 	} {
-		done := make(chan error, 1)
-		go func() {
+		err := trusttest.Prompt(t, tc.name, func() error {
 			_, err := Load(tc.path, true)
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
-				t.Errorf("%s: err = %v, want one naming %s and saying %q", tc.name, err, tc.path, tc.want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: Load blocked", tc.name)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("%s: err = %v, want one naming %s and saying %q", tc.name, err, tc.path, tc.want)
 		}
 	}
 }

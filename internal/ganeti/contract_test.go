@@ -16,11 +16,7 @@ import (
 	"ganeti-userdown/testdata/ganetifake"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // backend is one Client under the contract, with its fake cluster.
 type backend struct {

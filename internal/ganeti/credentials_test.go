@@ -4,9 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"ganeti-userdown/internal/trust/trusttest"
 )
@@ -27,10 +25,7 @@ func TestReadCredentialsRefuses(t *testing.T) {
 	if err := os.Symlink(other, link); err != nil {
 		t.Fatal(err)
 	}
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := trusttest.Fifo(t, filepath.Join(dir, "fifo"))
 	if u, p, err := ReadCredentials(good); err != nil || u != "userdown" || p != "secret" {
 		t.Errorf("good file: %q %q %v", u, p, err)
 	}
@@ -39,21 +34,15 @@ func TestReadCredentialsRefuses(t *testing.T) {
 		{"a link to another user's 0600 file", link, "uid 65534"},
 		{"a FIFO", fifo, "not a regular file"},
 	} {
-		done := make(chan error, 1)
-		go func() {
+		err := trusttest.Prompt(t, tc.name, func() error {
 			_, _, err := ReadCredentials(tc.path)
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), dir) {
-				t.Errorf("%s: err = %v, want one naming the file and saying %q", tc.name, err, tc.want)
-			}
-			if err != nil && strings.Contains(err.Error(), "secret") {
-				t.Errorf("%s: the error shows the password: %v", tc.name, err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: ReadCredentials blocked", tc.name)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), dir) {
+			t.Errorf("%s: err = %v, want one naming the file and saying %q", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error shows the password: %v", tc.name, err)
 		}
 	}
 }

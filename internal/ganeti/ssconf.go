@@ -4,24 +4,30 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"ganeti-userdown/internal/trust"
 )
+
+// maxSsconf bounds one ssconf file read: the keys read here hold one
+// short line (Ganeti's largest, ssconf_node_list, is a line per node).
+const maxSsconf = 1 << 20
 
 // ReadSsconf returns the value of one of Ganeti's ssconf files, which every
 // node keeps under Ganeti's data dir: key "master_node" reads
 // dir/ssconf_master_node. Trailing white space is removed, as Ganeti does.
+// The file must be a regular file of at most 1 MiB (see trust.ReadRegular:
+// a FIFO is refused at once, never waited on).
 func ReadSsconf(dir, key string) (string, error) {
 	if key == "" || strings.ContainsAny(key, "/\x00") {
 		return "", fmt.Errorf("ssconf: bad key %q", key)
 	}
-	path := filepath.Join(dir, "ssconf_"+key)
-	b, err := os.ReadFile(path)
+	f, err := trust.ReadRegular(filepath.Join(dir, "ssconf_"+key), maxSsconf)
 	if err != nil {
 		return "", fmt.Errorf("ssconf: %w", err)
 	}
-	return strings.TrimRight(string(b), " \t\r\n"), nil
+	return strings.TrimRight(string(f.Data), " \t\r\n"), nil
 }
 
 // UserShutdownEnabled reports whether the cluster's own user-shutdown

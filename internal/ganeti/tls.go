@@ -7,18 +7,33 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"time"
+
+	"ganeti-userdown/internal/trust"
 )
+
+// maxPinnedCerts bounds the [cluster] rapi_ca file: Ganeti's rapi.pem (a
+// key and a certificate) is some 3 KiB, a CA bundle some 200 KiB.
+const maxPinnedCerts = 1 << 20
 
 // LoadPinnedCerts reads the certificates of a PEM file such as Ganeti's
 // rapi.pem (which also holds the server's private key: every block other
-// than CERTIFICATE is skipped and never kept).
+// than CERTIFICATE is skipped and never kept). The file must be a regular
+// file of at most 1 MiB (see trust.ReadRegular: a FIFO is refused at once,
+// never waited on) that group and others cannot write: whoever can
+// replace it picks the server the password is sent to. Its owner is not
+// checked: Ganeti's own rapi.pem belongs to its RAPI daemon's user
+// (gnt-rapi, mode 0440) where Ganeti runs its daemons as separate users,
+// as Debian's package does, and its directory to gnt-masterd.
 func LoadPinnedCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+	f, err := trust.ReadRegular(path, maxPinnedCerts)
 	if err != nil {
 		return nil, fmt.Errorf("rapi ca: %w", err)
 	}
+	if perm := f.Info.Mode().Perm(); perm&0o022 != 0 {
+		return nil, fmt.Errorf("rapi ca %s: mode %04o lets group or others write it; run chmod go-w %s", f.Path, perm, f.Path)
+	}
+	b := f.Data
 	var certs []*x509.Certificate
 	for {
 		var blk *pem.Block

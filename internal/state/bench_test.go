@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"ganeti-userdown/internal/trust/trusttest"
 )
 
 // BenchmarkIntents reads 50 intents beside a 512 MiB (sparse) intent
@@ -18,7 +20,7 @@ func BenchmarkIntents(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	sparse(b, filepath.Join(dir, "intents", "instance@big@stop.json"), 512<<20)
+	trusttest.Sparse(b, filepath.Join(dir, "intents", "instance@big@stop.json"), 512<<20)
 	b.ReportAllocs()
 	for b.Loop() {
 		live, problems := s.Intents(t0)

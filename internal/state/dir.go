@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"ganeti-userdown/internal/atomicfile"
+	"ganeti-userdown/internal/trust"
 )
 
 // The state directory is trusted only when it is root's (or, for a
 // process that is not root, its own user's) and nobody else may write in
-// it or in any directory above it, as OpenSSH checks a user's ~/.ssh.
+// it or in any directory above it, as OpenSSH checks a user's ~/.ssh: the
+// rule of package trust (trust.Walk), applied whoever runs.
 // Every file inside is reached from the directory's descriptor with
 // O_NOFOLLOW: a symbolic link planted there is refused, never followed.
 // Reference: doc/design.md, "State files".
@@ -54,41 +56,58 @@ func (e *UnsafeDirError) Error() string {
 		e.Path, e.UID, e.Mode, e.Why, e.Path, fix)
 }
 
-// trustDir checks one directory's owner and mode. Above the state
-// directory a sticky directory (/tmp) may be writable by all: only an
-// entry's owner can replace it there.
-func trustDir(path string, st *syscall.Stat_t, above bool) error {
-	bad := func(why string) error {
-		return &UnsafeDirError{Path: path, UID: st.Uid, Mode: st.Mode & 0o7777, Why: why, Above: above}
-	}
-	switch {
-	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
-		return bad("is not a directory")
-	case st.Uid != 0 && int(st.Uid) != os.Geteuid():
-		if os.Geteuid() == 0 {
-			return bad("is not owned by root")
+// trustDir checks a directory of the store (the state dir itself or
+// intents/, as fstat saw it once opened) by trust.Safe's rule, without
+// the sticky exception: only its owner may write in it.
+func trustDir(path string, fi fs.FileInfo) error {
+	if !fi.IsDir() {
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		e := &UnsafeDirError{Path: path, Why: "is not a directory"}
+		if st != nil {
+			e.UID, e.Mode = st.Uid, st.Mode&0o7777
 		}
-		return bad(fmt.Sprintf("is owned by neither root nor uid %d", os.Geteuid()))
-	case st.Mode&0o022 != 0 && !(above && st.Mode&syscall.S_ISVTX != 0):
-		return bad("is writable by group or others")
+		return e
 	}
-	return nil
+	return unsafeDir(trust.Safe(path, path, fi, false), path)
 }
 
-// trustAbove checks every directory above the (resolved) path dir.
-func trustAbove(dir string) error {
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		var st syscall.Stat_t
-		if err := syscall.Lstat(p, &st); err != nil {
-			return fmt.Errorf("state dir %s: %s: %w", dir, p, err)
-		}
-		if err := trustDir(p, &st, true); err != nil {
-			return err
-		}
-		if p == "/" || p == "." {
-			return nil
+// unsafeDir turns a refusal by package trust into an *UnsafeDirError,
+// shown as dir when the culprit is the state dir itself (as resolved)
+// and as above it otherwise. Other errors are returned as they are.
+func unsafeDir(err error, dir string) error {
+	var te *trust.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	e := &UnsafeDirError{Path: te.Culprit, UID: uint32(te.UID), Mode: unixMode(te.Mode), Why: "is writable by group or others"}
+	if real, rerr := filepath.EvalSymlinks(dir); rerr != nil || te.Culprit != real && te.Culprit != dir {
+		e.Above = true
+	} else {
+		e.Path = dir
+	}
+	if te.BadOwner() {
+		e.Why = fmt.Sprintf("is owned by neither root nor uid %d", os.Geteuid())
+		if os.Geteuid() == 0 {
+			e.Why = "is not owned by root"
 		}
 	}
+	return e
+}
+
+// unixMode is m's permission bits with setuid, setgid and sticky, as
+// chmod takes them.
+func unixMode(m fs.FileMode) uint32 {
+	n := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		n |= syscall.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		n |= syscall.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		n |= syscall.S_ISVTX
+	}
+	return n
 }
 
 // root is an open, checked directory of the store. Close it after use.
@@ -116,19 +135,19 @@ func (s *Store) openRoot(create bool) (*root, error) {
 			return nil, fmt.Errorf("state dir %s: %w", s.dir, err)
 		}
 	}
-	real, err := filepath.EvalSymlinks(s.dir)
+	// The state dir, every directory above it and those holding links on
+	// the way: trust.Walk's rule, for root and for any other user.
+	real, _, err := trust.Walk(s.dir)
 	if err != nil {
-		if !create && errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
+		if !create {
+			if _, serr := filepath.EvalSymlinks(s.dir); errors.Is(serr, fs.ErrNotExist) {
+				return nil, nil // nothing was ever recorded
+			}
+		}
+		if trust.IsRefused(err) {
+			return nil, unsafeDir(err, s.dir)
 		}
 		return nil, fmt.Errorf("state dir %s: %w", s.dir, err)
-	}
-	real, err = filepath.Abs(real)
-	if err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", s.dir, err)
-	}
-	if err := trustAbove(real); err != nil {
-		return nil, err
 	}
 	fd, err := syscall.Open(real, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -143,11 +162,11 @@ func (s *Store) openRoot(create bool) (*root, error) {
 }
 
 func (r *root) trust(shown string) error {
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(r.f.Fd()), &st); err != nil {
+	fi, err := r.f.Stat()
+	if err != nil {
 		return fmt.Errorf("state dir %s: %w", shown, err)
 	}
-	return trustDir(shown, &st, false)
+	return trustDir(shown, fi)
 }
 
 // sub opens the directory name inside r, never through a link, making

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ganeti-userdown/internal/testbin"
+	"ganeti-userdown/internal/trust/trusttest"
 	"ganeti-userdown/internal/xen"
 )
 
@@ -137,21 +138,6 @@ func TestUnsafeStateDirRefused(t *testing.T) {
 				t.Errorf("an unsafe state dir was written to (-before +after):\n%s", d)
 			}
 		})
-	}
-}
-
-// sparse makes a file of size bytes that costs no disk.
-func sparse(t testing.TB, path string, size int64) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err == nil {
-		err = f.Truncate(size)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -298,7 +284,7 @@ func TestOversizedIntentRefusedCheaply(t *testing.T) {
 	s := Open(dir)
 	must(t, s.RecordIntent(hookIntent("good", "stop", t0.Add(time.Hour))))
 	big := filepath.Join(dir, "intents", "instance@big@reboot.json")
-	sparse(t, big, 512<<20)
+	trusttest.Sparse(t, big, 512<<20)
 	var live []Intent
 	var problems []error
 	if got := allocated(func() { live, problems = s.Intents(t0) }); got > 1<<20 {
@@ -328,7 +314,7 @@ func TestOversizedIntentRefusedCheaply(t *testing.T) {
 func TestObservationsBoundedAndNotFuture(t *testing.T) {
 	t.Run("oversized", func(t *testing.T) {
 		s := Open(t.TempDir())
-		sparse(t, s.ObservationsPath(), 512<<20)
+		trusttest.Sparse(t, s.ObservationsPath(), 512<<20)
 		var o Observations
 		var problems []error
 		if got := allocated(func() { o, problems = s.LoadObservations(t0) }); got > 1<<20 {
@@ -472,8 +458,8 @@ func TestProblemsForDoctor(t *testing.T) {
 	s := Open(dir)
 	must(t, s.RecordIntent(hookIntent("a", "stop", t0.Add(time.Hour))))
 	must(t, os.Symlink("/etc/passwd", filepath.Join(dir, "observations.json")))
-	must(t, syscall.Mkfifo(filepath.Join(dir, "intents", "instance@b@stop.json"), 0o600))
-	sparse(t, filepath.Join(dir, "intents", "instance@c@stop.json"), intentLimit+1)
+	trusttest.Fifo(t, filepath.Join(dir, "intents", "instance@b@stop.json"))
+	trusttest.Sparse(t, filepath.Join(dir, "intents", "instance@c@stop.json"), intentLimit+1)
 	var got []string
 	for _, p := range s.Problems() {
 		got = append(got, p.Error())

@@ -60,7 +60,16 @@ func BuildAs(t testing.TB, pkg, name string) string {
 	return out
 }
 
-// Cleanup removes the build directory; call it from TestMain after m.Run.
+// Main is the TestMain of a package whose tests Build binaries: it runs
+// the tests, removes the build directory and exits with their status.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// Cleanup removes the build directory; call it from TestMain after m.Run
+// (Main does).
 func Cleanup() {
 	mu.Lock()
 	defer mu.Unlock()

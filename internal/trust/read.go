@@ -67,7 +67,7 @@ func read(path, real string, max int64, root bool) (File, error) {
 		return File{}, errors.New(real + " is not a regular file (" + fi.Mode().Type().String() + ")")
 	}
 	if root {
-		if err := safe(path, real, fi, false); err != nil {
+		if err := Safe(path, real, fi, false); err != nil {
 			return File{}, err
 		}
 	}

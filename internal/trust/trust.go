@@ -54,6 +54,10 @@ func octal(m fs.FileMode) string {
 	return s
 }
 
+// trustedOwner reports whether the running process may trust what uid
+// owns: root's, or its own user's (for root, the same).
+func trustedOwner(uid uint32) bool { return uid == 0 || int(uid) == os.Geteuid() }
+
 // maxLinks bounds the links followed, as the kernel's ELOOP does.
 const maxLinks = 40
 
@@ -88,6 +92,14 @@ func Stat(path string) (string, fs.FileInfo, error) {
 	return check(path)
 }
 
+// Walk is Stat whoever runs: it resolves path's links and checks path and
+// every directory traversed on the way, those holding the links included,
+// by the rule of Safe. Running as root it is Stat; another user may own
+// them too. It is for what a process keeps for itself (a state directory
+// whose records decide what it destroys), where even a user's own process
+// must not take what others could have written.
+func Walk(path string) (string, fs.FileInfo, error) { return check(path) }
+
 func check(path string) (string, fs.FileInfo, error) {
 	if !filepath.IsAbs(path) {
 		abs, err := filepath.Abs(path)
@@ -100,7 +112,7 @@ func check(path string) (string, fs.FileInfo, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := safe(path, "/", fi, true); err != nil {
+	if err := Safe(path, "/", fi, true); err != nil {
 		return "", nil, err
 	}
 	resolved := "/"
@@ -135,7 +147,7 @@ func check(path string) (string, fs.FileInfo, error) {
 			rest = append(strings.Split(target, "/"), rest...)
 			continue
 		}
-		if err := safe(path, next, cfi, len(rest) > 0 || cfi.IsDir()); err != nil {
+		if err := Safe(path, next, cfi, len(rest) > 0 || cfi.IsDir()); err != nil {
 			return "", nil, err
 		}
 		resolved, fi = next, cfi
@@ -143,22 +155,30 @@ func check(path string) (string, fs.FileInfo, error) {
 	return resolved, fi, nil
 }
 
-// safe checks one file or directory met on the way to path.
-func safe(path, p string, fi fs.FileInfo, dir bool) error {
+// Safe checks p, a file or directory met on the way to path (fi is what
+// lstat or fstat said of it): it must be owned by root or the running user
+// (for root, by root) and not writable by group or others. With sticky, a
+// sticky directory of such an owner (/tmp) may be writable by others: they
+// cannot replace what is not theirs in it. A refusal is an *Error.
+func Safe(path, p string, fi fs.FileInfo, sticky bool) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return errors.New(p + ": no owner information")
 	}
 	mode := fi.Mode()
 	writable := mode.Perm()&0o022 != 0
-	if dir && mode&fs.ModeSticky != 0 && st.Uid == 0 {
+	if sticky && mode.IsDir() && mode&fs.ModeSticky != 0 && trustedOwner(st.Uid) {
 		writable = false // /tmp: others cannot replace root's entries
 	}
-	if st.Uid != 0 || writable {
+	if !trustedOwner(st.Uid) || writable {
 		return &Error{Path: path, Culprit: p, UID: int(st.Uid), Mode: mode}
 	}
 	return nil
 }
+
+// BadOwner reports whether e refuses its culprit's owner (neither root
+// nor the running user), not only its mode.
+func (e *Error) BadOwner() bool { return !trustedOwner(uint32(e.UID)) }
 
 // IsRefused reports whether err is a refusal by Check (as opposed to a
 // file that does not exist or cannot be read).

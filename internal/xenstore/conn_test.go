@@ -21,11 +21,7 @@ import (
 	"ganeti-userdown/testdata/xenstored/xstest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func dial(t testing.TB, d *xstest.Daemon) *xenstore.Conn {
 	t.Helper()

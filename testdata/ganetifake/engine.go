@@ -429,45 +429,32 @@ const (
 // Submit queues Ganeti's instance shutdown and schedules it: the job
 // waits while another job holds the instance lock.
 func (e *Engine) Submit(name string, timeout int, source string, reason []Reason, dryRun bool) (int64, error) {
-	var id int64
-	err := e.Store.Update(func(st *State) error {
-		id = st.newJobID()
-		if source == "" {
-			source = "admin"
-		}
-		st.Jobs = append(st.Jobs, Job{
-			ID: id, OpID: opShutdown, Instance: name, Timeout: timeout,
-			AdminStateSource: source, DryRun: dryRun, Status: "queued",
-			Received: e.now(),
-			Reason: append(reason, Reason{"gnt:opcode:instance_shutdown",
-				fmt.Sprintf("job=%d;index=0", id), e.Now().UnixNano()}),
-		})
-		return nil
-	})
-	if err != nil {
-		return 0, err
+	if source == "" {
+		source = "admin"
 	}
-	return id, e.Schedule()
+	return e.queue(Job{OpID: opShutdown, Instance: name, Timeout: timeout, AdminStateSource: source, DryRun: dryRun}, "instance_shutdown", reason)
 }
 
 // SubmitStartup queues Ganeti's instance startup and schedules it like a
 // shutdown: the job waits while another job holds the instance lock.
 func (e *Engine) SubmitStartup(name string, reason []Reason, dryRun bool) (int64, error) {
-	var id int64
+	return e.queue(Job{OpID: opStartup, Instance: name, DryRun: dryRun}, "instance_startup", reason)
+}
+
+// queue gives j an id, queues it with the reason trail Ganeti appends for
+// opcode (gnt:opcode:<opcode>) and schedules the jobs.
+func (e *Engine) queue(j Job, opcode string, reason []Reason) (int64, error) {
 	err := e.Store.Update(func(st *State) error {
-		id = st.newJobID()
-		st.Jobs = append(st.Jobs, Job{
-			ID: id, OpID: opStartup, Instance: name, DryRun: dryRun, Status: "queued",
-			Received: e.now(),
-			Reason: append(reason, Reason{"gnt:opcode:instance_startup",
-				fmt.Sprintf("job=%d;index=0", id), e.Now().UnixNano()}),
-		})
+		j.ID = st.newJobID()
+		j.Status, j.Received = "queued", e.now()
+		j.Reason = append(reason, Reason{"gnt:opcode:" + opcode, fmt.Sprintf("job=%d;index=0", j.ID), e.Now().UnixNano()})
+		st.Jobs = append(st.Jobs, j)
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	return id, e.Schedule()
+	return j.ID, e.Schedule()
 }
 
 // holder returns the running job holding instance's lock, or 0.

@@ -21,11 +21,7 @@ import (
 	"ganeti-userdown/testdata/xensim/simlog"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // node is one simulated Xen node: a state file, a call log and the
 // simulator built under the toolstack's name.

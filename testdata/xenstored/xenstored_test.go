@@ -26,11 +26,7 @@ import (
 	"ganeti-userdown/testdata/xenstored/xswire"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // debian runs one of Debian's xenstore clients against the simulator.
 type debian struct {

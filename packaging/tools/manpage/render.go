@@ -40,7 +40,7 @@ func Render(name string, h Help, cmds []Help, m Meta) string {
 	b.WriteString(".SH DESCRIPTION\n")
 	paras(&b, h.Description)
 	if name == "userdown-hvconfig" {
-		b.WriteString(".PP\nInvoked under the name\n.B xl\nor\n.BR xm ,\nas the package installs it in place of the toolstack, it behaves as\n.BR \"userdown\\-hvconfig exec \\-\\-\" :\nthe arguments go to the real toolstack named by\n.B [xen] command\nafter the config given to\n.B create\nhas been rewritten.\n")
+		b.WriteString(".PP\nInvoked under the name\n.B xl\nor\n.BR xm\n(the package's\n.I /usr/sbin/xl\nis userdown\\-shim, which execs the real toolstack itself when there is\nnothing to prepare and hands every other call here), it behaves as\n.BR \"userdown\\-hvconfig exec \\-\\-\" :\nthe arguments go to the real toolstack named by\n.B [xen] command\nafter the config given to\n.B create\nhas been rewritten.\n")
 	}
 
 	for _, s := range h.Sections {
@@ -92,7 +92,8 @@ The configuration; every key has a default, listed commented out in the
 file the package installs.
 .TP
 .I /var/lib/ganeti\-userdown/
-Intents, observations, reaper bookkeeping, the event daemon's status
+Intents (intents/), the observations of preserved domains
+(observations.json), the run lock (run.lock), the event daemon's status
 (watchd.json) and the metrics' totals (metrics.json).
 .TP
 .I /usr/lib/ganeti\-userdown/real/xl
@@ -106,13 +107,16 @@ The hook links (instance hooks) and the watcher hook.
 Success.
 .TP
 .B 1
-Some item failed; the others were handled.
+Some item failed; the others were handled. For userdown\-detect and
+userdown\-destroy also: another run holds the run lock (the next run does
+the work).
 .TP
 .B 2
 Usage or configuration error; nothing was done.
 .TP
 .B 3
-Xen's or the cluster's state could not be read; nothing was changed.
+Xen's, the cluster's or the state dir's state could not be read (or the
+state dir is not safe to trust); nothing was changed.
 `)
 	b.WriteString(".SH SEE ALSO\n")
 	var see []string
