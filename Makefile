@@ -5,6 +5,7 @@
 #   make bench   benchmarks (figures for the closing notes)
 #   make fuzz    each fuzz target for FUZZTIME
 #   make deb     dist/ganeti-userdown_<version>_<arch>.deb (deb-lint: lintian; deb-test: install tests)
+#   make itest   a real Ganeti 3.0.2 in network namespaces (root; see itest/doc.go)
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
@@ -16,7 +17,7 @@ FUZZTIME ?= 5s
 # Fakes live under testdata/, which `./...` skips: name their packages.
 PKGS      = ./... $(shell find testdata -name '*.go' -printf './%h\n' 2>/dev/null | sort -u)
 
-.PHONY: all build test bench fuzz demo lint deb deb-lint deb-test clean
+.PHONY: all build test bench fuzz demo lint deb deb-lint deb-test itest clean
 
 all: build
 
@@ -52,6 +53,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags itest ./itest/
 
 # The Debian package, assembled with dpkg-deb from what `make build` made
 # (packaging/build-deb says why and how). DEB_VERSION comes from git describe.
@@ -81,3 +83,17 @@ deb-test:
 
 clean:
 	rm -rf bin dist
+
+# A real Ganeti 3.0.2 (Debian's ganeti, ganeti-3.0), single- and two-node,
+# in network namespaces of its own, with ganeti-userdown installed on each
+# node from `make deb` (itest/doc.go). Root only; installs nothing on the
+# machine itself (.ci/run installs the packages). ITEST_TRIALS: rounds of
+# each poweroff race (20); ITEST_TIMEOUT: torn down and failed past it (30m).
+ITEST_PACKAGES = ganeti ganeti-3.0 openssh-server socat fping iproute2 curl xen-utils-4.17
+itest: deb
+	@for p in $(ITEST_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || \
+		{ echo "make itest: $$p is not installed: apt-get install -y --no-install-recommends $(ITEST_PACKAGES)" >&2; exit 1; }; \
+	done
+	ITEST_DEB=$(CURDIR)/dist/ganeti-userdown_$(DEB_VERSION)_$$(dpkg --print-architecture).deb \
+		$(GO) test -tags itest -count=1 -timeout 60m -v ./itest/

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"ganeti-userdown/detect"
 	"ganeti-userdown/internal/xen"
 	"ganeti-userdown/testdata/ganetifake"
 	"ganeti-userdown/testdata/xensim/simlog"
@@ -97,7 +98,8 @@ func TestRandomized(t *testing.T) {
 	hook := n.hookBinary()
 	// Ganeti's own stops go through the shim too, as on a node.
 	if err := n.rapi.Update(func(st *ganetifake.State) error {
-		st.Toolstack = ganetifake.Toolstack{Command: shim, Env: n.env()}
+		// Shutdown jobs run the instance-stop hooks (the stop guard).
+		st.Toolstack = ganetifake.Toolstack{Command: shim, Env: n.env(), StopHook: hook}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -427,10 +429,13 @@ func TestRandomized(t *testing.T) {
 		}
 	}
 	st := n.rapi.State()
-	deferred := 0
+	deferred, stopRefused := 0, 0
 	for _, j := range st.Jobs {
 		if fromUserdown(j) && j.Status == "canceled" {
 			deferred++
+		}
+		if j.Status == "error" && strings.Contains(string(j.Result), detect.StopRefused) {
+			stopRefused++
 		}
 	}
 	var whats []string
@@ -443,6 +448,7 @@ func TestRandomized(t *testing.T) {
 	}
 	t.Logf("%d steps (%.0f/s), %d detect/destroy/watcher runs, %d destroys, %d mark-down jobs (%d deferred, %d of domains shut down by a toolstack call older than them), %d simulator calls",
 		steps, float64(steps)/budget.Seconds(), runs, destroys, len(checked), deferred, unlisted, len(calls))
+	t.Logf("shutdown jobs refused by the stop guard: %d", stopRefused)
 	t.Logf("user poweroffs %d; watcher restarts from an older status: %d started, refused by the start guard %d before the mark-down (row 4) and %d after it (row 5); %d guest actions on a vanished domain skipped",
 		po.count(), restarted.Load(), refusedBefore.Load(), refusedAfter.Load(), vanished.Load())
 	// On an idle 2-core machine the budget gives a few thousand steps; a

@@ -48,6 +48,11 @@ const (
 	// (detect.GuardStart); when it refuses, the actions after it do not
 	// run and the pre hook fails, aborting Ganeti's job.
 	GuardStart ActionKind = "guard-start"
+	// GuardStop refuses ganeti-userdown's own mark-down of an instance
+	// whose domain runs again (detect.GuardStop); when it refuses, the
+	// actions after it do not run and the pre hook fails, aborting
+	// Ganeti's job.
+	GuardStop ActionKind = "guard-stop"
 	// DestroyDead destroys a preserved dead (shut down or crashed)
 	// domain named Instance, re-checked by domid, so that starting the
 	// instance is not a no-op.
@@ -82,6 +87,8 @@ type Action struct {
 	// Start is what the hook environment says of the start a GuardStart
 	// is about.
 	Start *detect.StartRequest `json:"start,omitempty"`
+	// Node is this node, named in a GuardStop's refusal.
+	Node string `json:"node,omitempty"`
 }
 
 // Decision is what a hook run does on this node, and why: the result of
@@ -190,8 +197,11 @@ func Plan(env map[string]string, node string) (Decision, error) {
 	p.Instance = name
 	p.Actions = actions(p.Hook, p.Phase, p.Role, name)
 	for i := range p.Actions {
-		if p.Actions[i].Kind == GuardStart {
+		switch p.Actions[i].Kind {
+		case GuardStart:
 			p.Actions[i].Start = startRequest(env, name, node)
+		case GuardStop:
+			p.Actions[i].Node = node
 		}
 	}
 	if len(p.Actions) == 0 {
@@ -250,6 +260,8 @@ func actions(hook string, phase Phase, r Role, name string) []Action {
 		out = append(out, Action{Kind: GuardStart, Instance: name}, Action{Kind: DestroyDead, Instance: name})
 	case hook == "instance-start" && r == RolePrimary && phase == Post:
 		out = append(out, Action{Kind: RewriteConfig, Instance: name}, Action{Kind: VerifyActions, Instance: name})
+	case hook == "instance-stop" && r == RolePrimary && phase == Pre:
+		out = append(out, Action{Kind: GuardStop, Instance: name}, Action{Kind: RecordIntent, Instance: name, Op: intentOps[hook]})
 	case hook == "instance-add" && r == RolePrimary && phase == Pre:
 		out = append(out, Action{Kind: FreeMemory, Instance: name})
 	case hook == "instance-add":

@@ -71,13 +71,13 @@ var xenCaptures = map[string]planWant{
 	"xen-instance-reboot-hard--instance-reboot-post.d.env":                 {RolePrimary, []Action{act(ClearIntents, xen1, "reboot")}},
 	"xen-instance-reboot-soft--instance-reboot-pre.d.env":                  {RolePrimary, []Action{act(RecordIntent, xen1, "reboot")}},
 	"xen-instance-reboot-soft--instance-reboot-post.d.env":                 {RolePrimary, []Action{act(ClearIntents, xen1, "reboot")}},
-	"xen-instance-shutdown--instance-stop-pre.d.env":                       {RolePrimary, []Action{act(RecordIntent, xen1, "stop")}},
+	"xen-instance-shutdown--instance-stop-pre.d.env":                       {RolePrimary, []Action{guardStop, act(RecordIntent, xen1, "stop")}},
 	"xen-instance-shutdown--instance-stop-post.d.env":                      {RolePrimary, []Action{act(ClearIntents, xen1, "stop")}},
-	"xen-instance-shutdown-timeout0--instance-stop-pre.d.env":              {RolePrimary, []Action{act(RecordIntent, xen1, "stop")}},
+	"xen-instance-shutdown-timeout0--instance-stop-pre.d.env":              {RolePrimary, []Action{guardStop, act(RecordIntent, xen1, "stop")}},
 	"xen-instance-shutdown-timeout0--instance-stop-post.d.env":             {RolePrimary, []Action{act(ClearIntents, xen1, "stop")}},
-	"xen-shutdown-hung-guest-timeout3--instance-stop-pre.d.env":            {RolePrimary, []Action{act(RecordIntent, xen1, "stop")}},
+	"xen-shutdown-hung-guest-timeout3--instance-stop-pre.d.env":            {RolePrimary, []Action{guardStop, act(RecordIntent, xen1, "stop")}},
 	"xen-shutdown-hung-guest-timeout3--instance-stop-post.d.env":           {RolePrimary, []Action{act(ClearIntents, xen1, "stop")}},
-	"xen-watcher-user-shutdown-cleanup--instance-stop-pre.d.env":           {RolePrimary, []Action{act(RecordIntent, xen1, "stop")}},
+	"xen-watcher-user-shutdown-cleanup--instance-stop-pre.d.env":           {RolePrimary, []Action{guardStop, act(RecordIntent, xen1, "stop")}},
 	"xen-watcher-user-shutdown-cleanup--instance-stop-post.d.env":          {RolePrimary, []Action{act(ClearIntents, xen1, "stop")}},
 	"xen-instance-startup--instance-start-pre.d.env":                       {RolePrimary, []Action{guardXen1("down"), act(DestroyDead, xen1, "")}},
 	"xen-instance-startup--instance-start-post.d.env":                      {RolePrimary, []Action{act(RewriteConfig, xen1, ""), act(VerifyActions, xen1, "")}},
@@ -86,6 +86,10 @@ var xenCaptures = map[string]planWant{
 	"xen-watcher-restart-usershutdown-disabled--instance-start-pre.d.env":  {RolePrimary, []Action{guardXen1("up"), act(DestroyDead, xen1, "")}},
 	"xen-watcher-restart-usershutdown-disabled--instance-start-post.d.env": {RolePrimary, []Action{act(RewriteConfig, xen1, ""), act(VerifyActions, xen1, "")}},
 }
+
+// guardStop is the stop guard of an instance-stop pre hook on the primary
+// (design.md, "Hooks", instance-stop pre; "The stop guard").
+var guardStop = Action{Kind: GuardStop, Instance: xen1, Node: "NODE1.example.com"}
 
 // TestPlanRealCaptures plans every real Ganeti 3.0.2 hook environment on
 // its primary node, on another node (in upper case, to prove the

@@ -42,14 +42,16 @@ type StartRecords interface {
 	ClearMarkDown(instance string) error
 	StartAllowanceOf(instance string) (state.StartAllowance, bool, error)
 	ClearStartAllowance(instance string) error
+	// MarkDownInFlight is read by the stop guard.
+	MarkDownInFlight(instance string) (state.MarkDown, bool, error)
 }
 
 // Runner carries out a Decision on this node.
 type Runner struct {
 	Xen     Toolstack
 	Intents IntentStore
-	// Records holds the start guard's records; when nil the guard lets
-	// every start through.
+	// Records holds the start and stop guards' records; when nil the
+	// guards let every start and shutdown through.
 	Records StartRecords
 	// DefaultPolicy is [policy] default, for the start guard.
 	DefaultPolicy string
@@ -80,11 +82,13 @@ type Outcome struct {
 	// Problem is a finding the operator must see (a domain running
 	// without preserve), in one line.
 	Problem string `json:"problem,omitempty"`
-	// Refused is set when the start guard refused the start: the
+	// Refused is set when the start or stop guard refused the job: the
 	// message for the operator. The actions after it were not run.
 	Refused string `json:"refused,omitempty"`
 	// Verdict is the start guard's verdict, for GuardStart.
 	Verdict *detect.StartVerdict `json:"verdict,omitempty"`
+	// Stop is the stop guard's verdict, for GuardStop.
+	Stop *detect.StopVerdict `json:"stop_verdict,omitempty"`
 	// Err is set when the action failed.
 	Err error `json:"-"`
 	// Error is Err's text, for JSON.
@@ -166,6 +170,8 @@ func (r *Runner) do(ctx context.Context, a Action, rs *runState) Outcome {
 	switch a.Kind {
 	case GuardStart:
 		return r.guardStart(ctx, a, rs)
+	case GuardStop:
+		return r.guardStop(ctx, a)
 	case DestroyDead:
 		return r.destroyDead(ctx, a.Instance, rs)
 	case RewriteConfig:
@@ -240,6 +246,35 @@ func (r *Runner) guardStart(ctx context.Context, a Action, rs *runState) Outcome
 	}
 	o.Done = "start of " + a.Instance + " let through: " + v.Why
 	return o
+}
+
+// guardStop reads what detect.GuardStop decides on and reports its
+// verdict. Whatever it cannot read it logs and lets the shutdown through:
+// an operator's stop is never blocked on an error (design.md, "The stop
+// guard").
+func (r *Runner) guardStop(ctx context.Context, a Action) Outcome {
+	if r.Records == nil {
+		return Outcome{Done: "stop guard not set up: shutdown let through"}
+	}
+	md, ok, err := r.Records.MarkDownInFlight(a.Instance)
+	switch {
+	case err != nil:
+		r.log().Warn("stop guard: in-flight mark-down record unreadable; shutdown let through", "instance", a.Instance, "err", err)
+		return Outcome{Done: "in-flight mark-down record unreadable: shutdown of " + a.Instance + " let through"}
+	case !ok:
+		return Outcome{Done: "shutdown of " + a.Instance + " let through: no mark-down by ganeti-userdown in flight"}
+	}
+	doms, err := r.Xen.List(ctx)
+	if err != nil {
+		r.log().Warn("stop guard: domains not listed; shutdown let through", "instance", a.Instance, "err", err)
+		return Outcome{Done: "domains not listed: shutdown of " + a.Instance + " let through"}
+	}
+	v := detect.GuardStop(detect.StopInput{Instance: a.Instance, Node: a.Node, Domains: doms, InFlight: &md, Now: r.now()})
+	if v.Refuse {
+		r.log().Warn("stop guard: shutdown refused", "instance", a.Instance, "why", v.Why)
+		return Outcome{Refused: v.Message, Stop: &v}
+	}
+	return Outcome{Done: "shutdown of " + a.Instance + " let through: " + v.Why, Stop: &v}
 }
 
 // destroyDead destroys the preserved dead domains of instance, by domid,

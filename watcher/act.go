@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"ganeti-userdown/destroy"
@@ -33,10 +34,11 @@ func MarkDownReason(node string, d detect.Decision) string {
 // intent does so after the domain was destroyed or started again, so
 // either the intent or the change is seen.
 //
-// A skipped mark-down, one deferred by the cluster client
-// (ganeti.ErrJobDeferred: its job waited for another job and was
-// cancelled) and an instance the cluster no longer knows are reported, not
-// failed; the next run decides again.
+// A mark-down whose job the instance-stop pre hook refused because the
+// domain runs again (detect.GuardStop), a skipped mark-down, one deferred
+// by the cluster client (ganeti.ErrJobDeferred: its job waited for
+// another job and was cancelled) and an instance the cluster no longer
+// knows are reported, not failed; the next run decides again.
 func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (failed bool) {
 	log := s.Log
 	if log == nil {
@@ -64,13 +66,27 @@ func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (fai
 		// The start guard's record goes first: Ganeti may run a restart
 		// queued behind this job the moment it ends, before the job's
 		// end is seen here (design.md, "The start guard").
-		if err := s.Store.RecordMarkDown(state.MarkDown{Instance: d.Name, DomID: d.DomID, UUID: d.UUID, State: d.State, Submitted: s.Now().UTC()}); err != nil {
+		// So does the stop guard's: the job may wait behind a reboot
+		// that starts the domain again (design.md, "The stop guard").
+		md := state.MarkDown{Instance: d.Name, DomID: d.DomID, UUID: d.UUID, State: d.State, Submitted: s.Now().UTC()}
+		if err := s.Store.RecordMarkDown(md); err != nil {
 			log.Warn("mark-down record not written: the start guard will not see this mark-down", "instance", d.Name, "err", err)
+		}
+		if err := s.Store.RecordMarkDownInFlight(md); err != nil {
+			log.Warn("in-flight mark-down record not written: the stop guard will not see this mark-down", "instance", d.Name, "err", err)
 		}
 		req := ganeti.MarkDownRequest{Name: d.Name, Reason: MarkDownReason(rep.Node, d), UserSource: d.UserSource}
 		job, err := c.MarkDown(ctx, req)
 		res.JobID, res.Status, res.Error = job.ID, job.Status, job.Error
-		if err != nil && (job.ID == 0 || errors.Is(err, ganeti.ErrJobDeferred) || errors.Is(err, ganeti.ErrInstanceGone)) {
+		// A job still unfinished when the wait ended may yet run: its
+		// record stays, bounded by detect.MarkDownInFlightFor.
+		if !errors.Is(err, ganeti.ErrJobUnfinished) {
+			if cerr := s.Store.ClearMarkDownInFlight(d.Name); cerr != nil {
+				log.Warn("in-flight mark-down record not removed", "instance", d.Name, "err", cerr)
+			}
+		}
+		refused := errors.Is(err, ganeti.ErrJobFailed) && strings.Contains(err.Error(), detect.StopRefused)
+		if err != nil && (job.ID == 0 || refused || errors.Is(err, ganeti.ErrJobDeferred) || errors.Is(err, ganeti.ErrInstanceGone)) {
 			// Nothing was marked down: no start is to be refused for it.
 			if cerr := s.Store.ClearMarkDown(d.Name); cerr != nil {
 				log.Warn("mark-down record not removed", "instance", d.Name, "err", cerr)
@@ -85,6 +101,12 @@ func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (fai
 		case errors.Is(err, ganeti.ErrInstanceGone):
 			res.Status, res.Error = "gone", err.Error()
 			log.Info("instance no longer known to the cluster", "instance", d.Name)
+		case refused:
+			// Our own stop guard aborted the job: the domain runs again,
+			// nothing was marked down, nothing is to be done.
+			res.Status, res.Error = "refused", ""
+			res.Why = fmt.Sprintf("mark-down refused by the instance-stop pre hook: %s was started again since its domain %d was powered off, and keeps running (job %d)", d.Name, d.DomID, job.ID)
+			log.Info("mark down refused: the domain runs again", "instance", d.Name, "job", job.ID, "domid", d.DomID)
 		default:
 			res.Failed = true
 			res.Error = err.Error()

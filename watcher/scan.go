@@ -102,9 +102,10 @@ type JobResult struct {
 	// "skipped" (not submitted: the re-check right before it found the
 	// domain or the intents changed), "deferred" (submitted, but it waited
 	// for another job holding the instance and was cancelled before it
-	// ran), "gone" or "not submitted".
+	// ran), "refused" (the instance-stop pre hook's stop guard aborted
+	// it: the domain runs again), "gone" or "not submitted".
 	Status string `json:"status"`
-	// Why says why a mark-down was skipped or deferred.
+	// Why says why a mark-down was skipped, deferred or refused.
 	Why   string `json:"why,omitempty"`
 	Error string `json:"error,omitempty"`
 	// Failed: this item makes the run exit 1.

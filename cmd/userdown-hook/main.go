@@ -43,9 +43,10 @@ $USERDOWN_CONFIG is read):
                             instance's preserved dead domain
                       post: rewrite <config_dir>/<instance> and verify the
                             live domain runs with the configured actions
-  instance-stop, -reboot, -remove
-                      pre:  record an intent (Ganeti asked for this
-                            shutdown); post: clear it
+  instance-stop       pre:  the stop guard (below), then record an intent
+                            (Ganeti asked for this shutdown); post: clear it
+  instance-reboot, -remove
+                      pre:  record an intent; post: clear it
   instance-migrate, -failover
                       source node: intent (pre), cleared (post)
                       target node: free memory (pre), rewrite the stored
@@ -74,9 +75,17 @@ which lets the next start of INSTANCE within 10 minutes through, or use
 gnt-instance startup --force (for DRBD disks --force also ignores the
 secondary node's errors).
 
+The stop guard: the instance-stop pre hook refuses (exit 1) a shutdown
+while ganeti-userdown's own mark-down of the instance is in flight and
+the powered-off domain it was decided on is no longer what is on this
+node (the instance was rebooted or started since): that shutdown is our
+stale mark-down, which would stop the running instance. Nothing needs to
+be done; an operator's own shutdown refused in those seconds works when
+repeated. Anything the guard cannot read lets the shutdown through.
+
 Exit status: a pre phase exits 0 whatever else happens (a failing pre
 hook would abort the operator's job), errors are logged; the start
-guard's refusal is the one exception. A post phase exits 1 when an
+and stop guards' refusals are the exceptions. A post phase exits 1 when an
 action failed or the domain runs without the configured actions, 2 on a
 usage or configuration error; 0 otherwise.
 
@@ -220,8 +229,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, msg)
 		}
 		// The log line stays short: Ganeti shows it after the message.
-		log.Warn("start refused by the start guard", "instance", d.Instance)
-		// The one pre-hook path that fails: design.md, "The start guard".
+		log.Warn("refused by ganeti-userdown's guard", "hook", d.Hook, "instance", d.Instance)
+		// The pre-hook paths that fail: design.md, "The start guard"
+		// and "The stop guard".
 		return 1
 	}
 	if c.JSON {

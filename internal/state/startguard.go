@@ -42,6 +42,32 @@ func markDownFile(instance string) string { return "markdown@" + escape(instance
 
 func allowanceFile(instance string) string { return "allow@" + escape(instance) + ".json" }
 
+func inFlightFile(instance string) string { return "inflight@" + escape(instance) + ".json" }
+
+// RecordMarkDownInFlight stores r as the mark-down of its instance whose
+// job has not ended yet, written with the mark-down record and removed
+// when the job ends. The instance-stop pre hook reads it to refuse that
+// job once the domain it was decided on no longer runs there
+// (design.md, "The stop guard").
+func (s *Store) RecordMarkDownInFlight(r MarkDown) error {
+	if r.Instance == "" || r.Submitted.IsZero() {
+		return errors.New("record mark-down in flight: no instance or no time")
+	}
+	return s.writeRecord(inFlightFile(r.Instance), r)
+}
+
+// MarkDownInFlight returns the in-flight mark-down of instance; found is
+// false when there is none.
+func (s *Store) MarkDownInFlight(instance string) (MarkDown, bool, error) {
+	return readFor(s, inFlightFile(instance), instance, func(r MarkDown) string { return r.Instance })
+}
+
+// ClearMarkDownInFlight removes the in-flight mark-down of instance;
+// removing what does not exist is no error.
+func (s *Store) ClearMarkDownInFlight(instance string) error {
+	return s.removeRecord(inFlightFile(instance))
+}
+
 // RecordMarkDown stores r, replacing an earlier record of the instance.
 func (s *Store) RecordMarkDown(r MarkDown) error {
 	if r.Instance == "" || r.Submitted.IsZero() {

@@ -96,3 +96,41 @@ func TestStartGuardRecords(t *testing.T) {
 		t.Errorf("clearing removed the link's target: %v", err)
 	}
 }
+
+// TestMarkDownInFlightRecord: the in-flight mark-down round-trips apart
+// from the mark-down record, and clearing one leaves the other.
+//
+// Reference: design.md, "The stop guard": inflight@<instance>.json.
+func TestMarkDownInFlightRecord(t *testing.T) {
+	s := Open(t.TempDir())
+	const x = "x.example.com"
+	md := MarkDown{Instance: x, DomID: 7, UUID: "u-7", State: "---s--", Submitted: time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)}
+	if _, found, err := s.MarkDownInFlight(x); found || err != nil {
+		t.Fatalf("before: found %v, err %v", found, err)
+	}
+	if err := s.RecordMarkDown(md); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordMarkDownInFlight(md); err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := s.MarkDownInFlight(x)
+	if err != nil || !found {
+		t.Fatalf("found %v, err %v", found, err)
+	}
+	if d := cmp.Diff(md, got); d != "" {
+		t.Errorf("in flight (-want +got):\n%s", d)
+	}
+	if err := s.ClearMarkDownInFlight(x); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := s.MarkDownInFlight(x); found {
+		t.Error("in-flight record survives clearing")
+	}
+	if _, found, _ := s.MarkDownRecord(x); !found {
+		t.Error("clearing the in-flight record removed the mark-down record")
+	}
+	if err := s.RecordMarkDownInFlight(MarkDown{Instance: x}); err == nil {
+		t.Error("a record without a time was accepted")
+	}
+}

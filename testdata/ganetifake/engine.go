@@ -709,6 +709,16 @@ func (e *Engine) execute(id int64) {
 		e.startup(id, st, name)
 		return
 	}
+	if st.Toolstack.StopHook != "" {
+		if out, failed := stopHook(e.ctx, st, *in, "pre", j.Timeout); failed {
+			if e.ctx.Err() != nil {
+				return
+			}
+			node := in.PrimaryNode
+			e.Finish(id, "error", opResult("HooksAbort", [][]string{{node, "50-userdown", out}}))
+			return
+		}
+	}
 	// Ganeti records the new admin state first, then stops the domain.
 	err = e.Store.Update(func(s *State) error {
 		if i := s.instance(name); i != nil {
@@ -731,7 +741,36 @@ func (e *Engine) execute(id int64) {
 			return
 		}
 	}
+	if st.Toolstack.StopHook != "" {
+		stopHook(e.ctx, st, *in, "post", j.Timeout)
+	}
 	e.Finish(id, "success", nil)
+}
+
+// stopHook runs the configured instance-stop hook for in in phase and
+// returns its output (stdout, then stderr, as Ganeti shows it) and
+// whether it failed.
+func stopHook(ctx context.Context, st State, in Instance, phase string, timeout int) (string, bool) {
+	hv := in.Hypervisor
+	if hv == "" {
+		hv = "xen-pvm"
+	}
+	cmd := exec.CommandContext(ctx, st.Toolstack.StopHook)
+	cmd.Env = append(append(os.Environ(), st.Toolstack.Env...), st.Toolstack.HookEnv...)
+	cmd.Env = append(cmd.Env,
+		"GANETI_HOOKS_PATH=instance-stop", "GANETI_HOOKS_PHASE="+phase, "GANETI_HOOKS_VERSION=2",
+		"GANETI_OP_CODE=OP_INSTANCE_SHUTDOWN", "GANETI_OBJECT_TYPE=INSTANCE",
+		"GANETI_INSTANCE_NAME="+in.Name, "GANETI_OP_TARGET="+in.Name,
+		"GANETI_INSTANCE_PRIMARY="+in.PrimaryNode, "GANETI_INSTANCE_SECONDARIES="+strings.Join(in.SecondaryNodes, " "),
+		"GANETI_INSTANCE_HYPERVISOR="+hv, "GANETI_INSTANCE_STATUS="+in.AdminState,
+		"GANETI_INSTANCE_TAGS="+strings.Join(in.Tags, " "), "GANETI_INSTANCE_DISK_TEMPLATE=diskless",
+		fmt.Sprintf("GANETI_TIMEOUT=%d", timeout),
+		"GANETI_CLUSTER="+st.Cluster.Name, "GANETI_MASTER="+st.Cluster.Master)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	return strings.TrimSpace(stdout.String() + stderr.String()), err != nil
 }
 
 // startup does what Ganeti's instance startup does: record the instance

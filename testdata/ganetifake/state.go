@@ -135,6 +135,15 @@ type Toolstack struct {
 	// ConfigDir is where the instances' Xen configs live (default
 	// /etc/xen): a startup job runs `xl create CONFIG_DIR/NAME`.
 	ConfigDir string `json:"config_dir,omitempty"`
+	// StopHook, when set, is the program a shutdown job runs as the
+	// instance-stop hook of the instance's primary node: in the pre
+	// phase before it does anything, in the post phase after the
+	// shutdown succeeded, with the toolstack's Env, HookEnv and the
+	// GANETI_* variables Ganeti 3.0.2 passes (a subset). A pre hook's
+	// non-zero exit aborts the job with HooksAbort and the hook's output,
+	// as Ganeti does; a post hook's is ignored.
+	StopHook string   `json:"stop_hook,omitempty"`
+	HookEnv  []string `json:"hook_env,omitempty"`
 }
 
 func (ts Toolstack) configDir() string {

@@ -12,6 +12,7 @@
 //	shutdown [-w] [-a] [-F] DOM      reboot [-w] DOM
 //	destroy DOM     dump-core DOM FILE     rename OLD NEW
 //	pause DOM       unpause DOM            info
+//	migrate [-s SSHCMD] [-C CFG] DOM HOST  migrate-receive   (xl only)
 //
 // Test verbs, playing the guest and the node:
 //
@@ -155,6 +156,9 @@ func (s *sim) dispatch(args []string) int {
 		"unpause":   func(a []string) error { return s.pause(a, false) },
 		"info":      s.info,
 		"sim":       s.simVerb,
+		// Between two simulated nodes: migrate.go.
+		"migrate":         s.migrate,
+		"migrate-receive": s.migrateReceive,
 	}
 	fn, ok := verbs[args[0]]
 	if !ok {
