@@ -1,6 +1,6 @@
 # ganeti-userdown — build, test and package.
 #
-#   make demo    the whole lifecycle on the simulated Xen node and Ganeti master
+#   make demo    the whole story on simulated Xen nodes and Ganeti masters
 #   make test    vet + unit and end-to-end tests
 #   make bench   benchmarks (figures for the closing notes)
 #   make fuzz    each fuzz target for FUZZTIME
@@ -43,8 +43,9 @@ fuzz:
 		done; \
 	done
 
-# The lifecycle on the Xen simulator and the Ganeti RAPI fake, as a
-# timeline. It builds what it runs into a temporary directory and removes it.
+# The story on the Xen and xenstored simulators and the Ganeti RAPI fake,
+# as a timeline (testdata/demo; its test runs it in `make test`). It builds
+# what it runs into a temporary directory and removes it.
 demo:
 	$(GO) run ./testdata/demo
 
