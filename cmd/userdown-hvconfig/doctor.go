@@ -17,6 +17,7 @@ import (
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/doctor"
 	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/toolstack"
 	"ganeti-userdown/internal/trust"
 	"ganeti-userdown/internal/xen"
@@ -116,6 +117,9 @@ func (c *DoctorCmd) gather(ctx context.Context, g *Globals) doctor.Facts {
 		f.Master = askMaster(ctx, cfg.Cluster)
 	}
 	f.Daemon = gatherDaemon(cfg)
+	for _, err := range state.Open(cfg.State.Dir).Problems() {
+		f.StateProblems = append(f.StateProblems, err.Error())
+	}
 	return f
 }
 

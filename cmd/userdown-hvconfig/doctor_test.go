@@ -125,8 +125,8 @@ func TestDoctorOnAProtectedNode(t *testing.T) {
 	r, code, stderr := n.doctor(t)
 	want := map[string]doctor.Status{
 		"config": doctor.OK, "shim": doctor.OK, "toolstack": doctor.OK, "hooks": doctor.OK,
-		"watcher-hook": doctor.OK, "credentials": doctor.OK, "master": doctor.OK, "domains": doctor.Warn,
-		"daemon": doctor.Warn, // no userdown-watchd on this node
+		"watcher-hook": doctor.OK, "credentials": doctor.OK, "state-dir": doctor.OK, "master": doctor.OK,
+		"domains": doctor.Warn, "daemon": doctor.Warn, // no userdown-watchd on this node
 	}
 	if d := cmp.Diff(want, statuses(r)); d != "" {
 		t.Errorf("statuses (-want +got):\n%s\nreport: %+v\nstderr: %s", d, r, stderr)
@@ -162,13 +162,22 @@ func TestDoctorFindsBreakage(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(n.dir, "sbin/xl"), "#!/bin/sh\n", 0o755)
+	// Reference: doc/design.md, "State files": a state dir others may
+	// write in is refused, and doctor fails on it.
+	state := filepath.Join(n.dir, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(state, 0o777); err != nil {
+		t.Fatal(err)
+	}
 
 	r, code, _ := n.doctor(t)
 	want := map[string]doctor.Status{
 		"config": doctor.OK, "shim": doctor.Fail, "toolstack": doctor.OK, "hooks": doctor.Fail,
 		// The RAPI client itself refuses credentials others can read.
-		"watcher-hook": doctor.Fail, "credentials": doctor.Fail, "master": doctor.Fail, "domains": doctor.Warn,
-		"daemon": doctor.Warn,
+		"watcher-hook": doctor.Fail, "credentials": doctor.Fail, "state-dir": doctor.Fail, "master": doctor.Fail,
+		"domains": doctor.Warn, "daemon": doctor.Warn,
 	}
 	if d := cmp.Diff(want, statuses(r)); d != "" {
 		t.Errorf("statuses (-want +got):\n%s\nreport: %+v", d, r)

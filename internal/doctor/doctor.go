@@ -28,7 +28,7 @@ const (
 // Result is one line of the doctor's report.
 type Result struct {
 	// Check names what was checked: config, shim, toolstack, hooks,
-	// watcher-hook, credentials, master, domains.
+	// watcher-hook, credentials, state-dir, master, domains, daemon.
 	Check   string `json:"check"`
 	Status  Status `json:"status"`
 	Message string `json:"message"`
@@ -174,6 +174,11 @@ type Facts struct {
 
 	// Daemon is what was found about userdown-watchd.
 	Daemon DaemonFacts
+
+	// StateProblems are what makes [state] dir untrusted or unusable
+	// (state.Store.Problems), one line each; none when it is sound or
+	// does not exist yet.
+	StateProblems []string
 }
 
 // Check runs every check over f.
@@ -185,6 +190,7 @@ func Check(f Facts) Report {
 	rs = append(rs, checkHooks(f))
 	rs = append(rs, checkWatcher(f))
 	rs = append(rs, checkCredentials(f))
+	rs = append(rs, checkStateDir(f))
 	rs = append(rs, checkMaster(f))
 	rs = append(rs, checkDomains(f))
 	rs = append(rs, checkDaemon(f))
@@ -369,6 +375,17 @@ func checkCredentials(f Facts) Result {
 		return Result{"credentials", Fail, fmt.Sprintf("%s has mode %04o: group and others can read the RAPI password", c.Path, c.Perm), "chmod 0600 " + c.Path}
 	}
 	return Result{"credentials", OK, fmt.Sprintf("%s exists, mode %04o", c.Path, c.Perm), ""}
+}
+
+// checkStateDir fails when the state directory could let another user
+// plant an intent or a link (design.md, "State files").
+func checkStateDir(f Facts) Result {
+	dir := f.Config.State.Dir
+	if len(f.StateProblems) > 0 {
+		return Result{"state-dir", Fail, dir + ": " + strings.Join(f.StateProblems, "; "),
+			"each problem names its fix; the runs refuse the directory until then (detect and destroy exit 3, hooks log and change nothing)"}
+	}
+	return Result{"state-dir", OK, dir + " is root's and private, or not created yet", ""}
 }
 
 func checkMaster(f Facts) Result {

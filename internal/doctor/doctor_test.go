@@ -64,8 +64,8 @@ func TestHealthyNode(t *testing.T) {
 	r := Check(healthy())
 	want := []line{
 		{"config", OK}, {"shim", OK}, {"toolstack", OK}, {"hooks", OK},
-		{"watcher-hook", OK}, {"credentials", OK}, {"master", OK}, {"domains", OK},
-		{"daemon", OK},
+		{"watcher-hook", OK}, {"credentials", OK}, {"state-dir", OK}, {"master", OK},
+		{"domains", OK}, {"daemon", OK},
 	}
 	if d := cmp.Diff(want, lines(r)); d != "" {
 		t.Errorf("checks (-want +got):\n%s\n%s", d, r.Text())
@@ -120,6 +120,11 @@ func TestFindings(t *testing.T) {
 			f.Config.Cluster.Backend = "cli"
 			f.Credentials = File{Path: f.Credentials.Path}
 		}, "credentials", OK, "needs no RAPI credentials"},
+		// Reference: doc/design.md, "State files": a state dir another
+		// user can write in is refused; doctor says so.
+		{"state dir writable by others", func(f *Facts) {
+			f.StateProblems = []string{"state dir /var/lib/ganeti-userdown: owner 0, mode 0777: group or others may write in it; fix: chmod 0700 /var/lib/ganeti-userdown"}
+		}, "state-dir", Fail, "mode 0777"},
 		{"master does not answer", func(f *Facts) { f.Master = Probe{Tried: true, Err: "dial tcp 192.0.2.1:5080: connection refused"} }, "master", Fail, "connection refused"},
 		{"master not asked", func(f *Facts) { f.Master = Probe{Skipped: "the configuration does not parse"} }, "master", Warn, "not asked"},
 		{"domain without preserve", func(f *Facts) {
@@ -209,7 +214,7 @@ func TestReportJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.OK || len(back.Checks) != 9 || back.Checks[4].Check != "watcher-hook" || back.Checks[4].Status != "fail" || back.Checks[4].Fix == "" {
+	if back.OK || len(back.Checks) != 10 || back.Checks[4].Check != "watcher-hook" || back.Checks[4].Status != "fail" || back.Checks[4].Fix == "" {
 		t.Errorf("JSON report: %s", b)
 	}
 }
