@@ -249,7 +249,7 @@ func decideOne(in *Input, d xen.Domain, inst map[string]*ganeti.Instance, intent
 			return set(Wait, fmt.Sprintf("a %s intent file for its uuid cannot be read: left alone until it is fixed or intent_ttl passes", k.Op))
 		}
 	}
-	if it, ok := intents.lookup(x.Name, d.UUID); ok {
+	if it, ok := intents.lookup(d); ok {
 		if it.Instance != "" {
 			return set(HostInitiated, fmt.Sprintf("%s asked by Ganeti (%s intent, expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339)))
 		}

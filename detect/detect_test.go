@@ -268,6 +268,31 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			name: "an intent covers only the domains it was recorded for",
+			ref:  `"State files": "An intent covers only the domains it was recorded for": a Ganeti stop whose post hook never ran does not make a later user poweroff host-initiated`,
+			in: func() Input {
+				b, c, e := domain("b", 8, stPoweroff), domain("c", 9, stPoweroff), domain("e", 11, stPoweroff)
+				in := base([]xen.Domain{web, b, c, e}, webUp, instance("b", ganeti.AdminUp), instance("c", ganeti.AdminUp), instance("e", ganeti.AdminUp))
+				in.Intents = []state.Intent{
+					// The stop of web's earlier domain 3, never cleared.
+					{Instance: web.Name, Listed: true, DomIDs: []int{3}, Op: "stop", Source: "hook", Created: now.Add(-time.Minute), Expires: now.Add(time.Hour)},
+					// A stop recorded when b had no domain here.
+					{Instance: "b", Listed: true, Op: "stop", Source: "hook", Created: now.Add(-time.Minute), Expires: now.Add(time.Hour)},
+					// c's own domain: covered.
+					{Instance: "c", Listed: true, DomIDs: []int{9}, Op: "reboot", Source: "hook", Created: now.Add(-time.Minute), Expires: now.Add(time.Hour)},
+					// The shim's shutdown of domain 10, whose uuid e's domain 11 kept.
+					{UUID: "UUID-E", DomID: 10, Domain: "e", Op: "shutdown", Source: "shim", Created: now.Add(-time.Minute), Expires: now.Add(time.Hour)},
+				}
+				return in
+			}(),
+			want: []Decision{
+				decision(web, ganeti.AdminUp, PolicyDown, MarkDown, "powered off by its user, policy down"),
+				decision(domain("b", 8, stPoweroff), ganeti.AdminUp, PolicyDown, MarkDown, "powered off by its user, policy down"),
+				decision(domain("c", 9, stPoweroff), ganeti.AdminUp, PolicyDown, HostInitiated, "reboot asked by Ganeti (hook intent, expires 2026-11-25T13:00:00Z)"),
+				decision(domain("e", 11, stPoweroff), ganeti.AdminUp, PolicyDown, MarkDown, "powered off by its user, policy down"),
+			},
+		},
+		{
 			name: "an unreadable intent file blocks what its name gives",
 			ref:  `"State files": an intent that cannot be read errs towards neither marking down nor destroying (issue 14 #6)`,
 			in: func() Input {

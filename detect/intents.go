@@ -1,10 +1,12 @@
 package detect
 
 import (
+	"slices"
 	"strings"
 	"time"
 
 	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/xen"
 )
 
 // intentIndex finds the live intent covering a domain: by instance name
@@ -12,44 +14,64 @@ import (
 // (recorded by the shim). Every decision that asks "did Ganeti or an
 // operator ask for this shutdown?" asks it here.
 type intentIndex struct {
-	byName, byUUID map[string]state.Intent
+	byName, byUUID map[string][]state.Intent
 }
 
-// newIntentIndex indexes the intents live at now; of two for one key the
-// first is kept.
+// newIntentIndex indexes the intents live at now, in their order.
 func newIntentIndex(intents []state.Intent, now time.Time) intentIndex {
-	ix := intentIndex{byName: map[string]state.Intent{}, byUUID: map[string]state.Intent{}}
+	ix := intentIndex{byName: map[string][]state.Intent{}, byUUID: map[string][]state.Intent{}}
 	for _, it := range intents {
 		if !it.Live(now) {
 			continue
 		}
 		if it.Instance != "" {
-			if _, ok := ix.byName[it.Instance]; !ok {
-				ix.byName[it.Instance] = it
-			}
+			ix.byName[it.Instance] = append(ix.byName[it.Instance], it)
 		}
 		if it.UUID != "" {
 			u := strings.ToLower(it.UUID)
-			if _, ok := ix.byUUID[u]; !ok {
-				ix.byUUID[u] = it
-			}
+			ix.byUUID[u] = append(ix.byUUID[u], it)
 		}
 	}
 	return ix
 }
 
-// lookup returns the intent for the domain named name with this uuid
-// ("" when unknown): the instance's first, then the uuid's.
-func (ix intentIndex) lookup(name, uuid string) (state.Intent, bool) {
-	if name != "" {
-		if it, ok := ix.byName[name]; ok {
-			return it, true
+// lookup returns the first intent that covers domain d (its uuid "" when
+// unknown): the instance's first, then the uuid's.
+func (ix intentIndex) lookup(d xen.Domain) (state.Intent, bool) {
+	if d.Name != "" {
+		for _, it := range ix.byName[d.Name] {
+			if covers(it, d) {
+				return it, true
+			}
 		}
 	}
-	if uuid != "" {
-		if it, ok := ix.byUUID[strings.ToLower(uuid)]; ok {
-			return it, true
+	if d.UUID != "" {
+		for _, it := range ix.byUUID[strings.ToLower(d.UUID)] {
+			if covers(it, d) {
+				return it, true
+			}
 		}
 	}
 	return state.Intent{}, false
+}
+
+// covers reports whether an intent found by d's name or uuid is about d
+// itself: an intent covers only the domains that existed when it was
+// recorded. The shim's names the domain it shut down (DomID); a hook's
+// lists the instance's domains it saw (Listed, DomIDs). One recorded
+// without that knowledge (a listing that failed, an older file) covers
+// every domain of its name or uuid. A domain created since, by a start
+// or a reboot, is not covered: its user's poweroff is the user's, even
+// while an intent of a Ganeti job that never ended is still live.
+//
+// Reference: doc/design.md, "State files": "An intent covers only the
+// domains it was recorded for."
+func covers(it state.Intent, d xen.Domain) bool {
+	switch {
+	case it.Instance != "" && it.Listed:
+		return slices.Contains(it.DomIDs, d.ID)
+	case it.Instance == "" && it.DomID > 0:
+		return it.DomID == d.ID
+	}
+	return true
 }

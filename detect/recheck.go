@@ -31,9 +31,9 @@ func MarkDownChanged(d Decision, got xen.Domain, found bool, intents []state.Int
 		return fmt.Sprintf("domain %d is now %s, no longer powered off", d.DomID, got.State.Letters)
 	}
 	ix := newIntentIndex(intents, now)
-	it, ok := ix.lookup(d.Name, d.UUID)
+	it, ok := ix.lookup(xen.Domain{Name: d.Name, ID: d.DomID, UUID: d.UUID})
 	if !ok {
-		it, ok = ix.lookup("", got.UUID)
+		it, ok = ix.lookup(xen.Domain{ID: got.ID, UUID: got.UUID})
 	}
 	if ok {
 		return fmt.Sprintf("an intent now covers it: %s asked through the %s (expires %s)", it.Op, it.Source, it.Expires.UTC().Format(time.RFC3339))

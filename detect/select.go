@@ -72,7 +72,7 @@ func Freeable(domains []xen.Domain, intents []state.Intent, instance string, now
 			skipped = append(skipped, Skip{d, fmt.Sprintf("shut down for %s (%s): an operation in flight or a reason not acted on", d.State.Reason, d.State.Letters)})
 			continue
 		}
-		switch it, ok := ix.lookup(d.Name, d.UUID); {
+		switch it, ok := ix.lookup(d); {
 		case ok:
 			chosen = append(chosen, Candidate{d, fmt.Sprintf("a live %s intent says Ganeti or an operator shut it down", it.Op)})
 		case d.Name == instance:

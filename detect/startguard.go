@@ -169,7 +169,7 @@ func freshPoweroff(domains []xen.Domain, intents []state.Intent, instance string
 		if d.IsDom0() || d.Name != instance || !d.State.UserPoweredOff() {
 			continue
 		}
-		if _, covered := ix.lookup(d.Name, d.UUID); !covered {
+		if _, covered := ix.lookup(d); !covered {
 			return d, true
 		}
 	}

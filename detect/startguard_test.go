@@ -42,6 +42,12 @@ func TestGuardStart(t *testing.T) {
 	stopIntent := []state.Intent{{Instance: x, Op: "stop", Source: "hook", Created: now, Expires: now.Add(time.Hour)}}
 	shimIntent := []state.Intent{{UUID: strings.ToUpper(uuidOf(x)), Op: "shutdown", Source: "shim", Created: now, Expires: now.Add(time.Hour)}}
 	deadIntent := []state.Intent{{Instance: x, Op: "stop", Source: "hook", Created: now.Add(-2 * time.Hour), Expires: now.Add(-time.Hour)}}
+	// A stop of domain 5 whose job never ran its post hook, and one
+	// recorded when the instance had no domain here: domain 7 came later.
+	staleStop := []state.Intent{{Instance: x, Listed: true, DomIDs: []int{5}, Op: "stop", Source: "hook", Created: now.Add(-time.Minute), Expires: now.Add(time.Hour)}}
+	stopOfNone := []state.Intent{{Instance: x, Listed: true, Op: "stop", Source: "hook", Created: now.Add(-time.Minute), Expires: now.Add(time.Hour)}}
+	stopOf7 := []state.Intent{{Instance: x, Listed: true, DomIDs: []int{7}, Op: "stop", Source: "hook", Created: now, Expires: now.Add(time.Hour)}}
+	shimOf5 := []state.Intent{{UUID: uuidOf(x), DomID: 5, Op: "shutdown", Source: "shim", Created: now, Expires: now.Add(time.Hour)}}
 
 	type want struct {
 		Case                          StartCase
@@ -74,6 +80,10 @@ func TestGuardStart(t *testing.T) {
 		{"expired intent does not cover", watcherRestart, poweredOff, deadIntent, nil, nil, want{StartFreshPoweroff, true, false, false}},
 		{"stop intent: Ganeti's shutdown, not the user's", watcherRestart, poweredOff, stopIntent, nil, nil, want{StartNoSign, false, false, false}},
 		{"shim intent by uuid", watcherRestart, poweredOff, shimIntent, nil, nil, want{StartNoSign, false, false, false}},
+		{"stop intent scoped to this domain", watcherRestart, poweredOff, stopOf7, nil, nil, want{StartNoSign, false, false, false}},
+		{"stale stop intent of an older domain does not cover", watcherRestart, poweredOff, staleStop, nil, nil, want{StartFreshPoweroff, true, false, false}},
+		{"stop intent recorded with no domain does not cover", watcherRestart, poweredOff, stopOfNone, nil, nil, want{StartFreshPoweroff, true, false, false}},
+		{"shim intent of another domid with the same uuid does not cover", watcherRestart, poweredOff, shimOf5, nil, nil, want{StartFreshPoweroff, true, false, false}},
 		{"admin down: an operator's start of a powered-off domain", afterMarkDown, poweredOff, nil, nil, nil, want{StartNoSign, false, false, false}},
 		// Row 5: the restart queued behind our mark-down.
 		{"watcher restart after the mark-down", afterMarkDown, gone, nil, fresh, nil, want{StartAfterMarkDown, true, true, false}},

@@ -115,6 +115,7 @@ func TestRandomized(t *testing.T) {
 		t.Errorf("step %d (seed %d): %s", step, seed, fmt.Sprintf(format, args...))
 		t.Log(h.String())
 		t.Log(callsAbout(n.calls(), instance, 40))
+		t.Log(jobsAbout(n.rapi.State(), instance, 20))
 		t.FailNow()
 	}
 
@@ -672,7 +673,8 @@ func (n *node) watcherRestart(hook, name string, po *poweroffs) (ok bool, refusa
 			"GANETI_CLUSTER=cluster.example.com", "GANETI_MASTER=" + nodeName,
 		}
 	}
-	if out, code, err := n.runJobStep(20*time.Second, hookEnv("pre"), hook); err != nil {
+	preOut, code, err := n.runJobStep(20*time.Second, hookEnv("pre"), hook)
+	if out := preOut; err != nil {
 		return false, "", fmt.Errorf("watcher restart of %s: pre hook: %v: %s", name, err, out)
 	} else if code != 0 {
 		if !strings.HasPrefix(out, "ganeti-userdown: not starting "+name+":") {
@@ -701,7 +703,7 @@ func (n *node) watcherRestart(hook, name string, po *poweroffs) (ok bool, refusa
 		return false, "", fmt.Errorf("watcher restart of %s: create: exit %d: %s", name, code, out)
 	}
 	if id, ok := pend[name]; ok {
-		return true, "", fmt.Errorf("the user's poweroff of %s (domain %d) was undone by the watcher's restart from an older status (instance was admin %s when the job ran)", name, id, in.AdminState)
+		return true, "", fmt.Errorf("the user's poweroff of %s (domain %d) was undone by the watcher's restart from an older status (instance was admin %s when the job ran); its pre hook said:\n%s", name, id, in.AdminState, preOut)
 	}
 	// A failing post hook is only a warning to Ganeti (the domain may be
 	// gone again already: a guest's action, a reaper); only one that
@@ -879,6 +881,29 @@ func callsAbout(calls []simlog.Entry, instance string, max int) string {
 		lines = lines[len(lines)-max:]
 	}
 	return "simulator calls about " + instance + ":\n" + strings.Join(lines, "\n")
+}
+
+// jobsAbout lists the last max Ganeti jobs about instance (all when ""),
+// with their times, for failure messages.
+func jobsAbout(st ganetifake.State, instance string, max int) string {
+	at := func(ts float64) string {
+		if ts == 0 {
+			return "-"
+		}
+		return time.Unix(0, int64(ts*1e9)).UTC().Format("15:04:05.000")
+	}
+	var lines []string
+	for _, j := range st.Jobs {
+		if instance != "" && j.Instance != instance {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("  job %d %s %s %s received %s started %s ended %s reason %q result %s",
+			j.ID, j.OpID, j.Instance, j.Status, at(j.Received), at(j.Started), at(j.Ended), reasonTexts(j), j.Result))
+	}
+	if len(lines) > max {
+		lines = lines[len(lines)-max:]
+	}
+	return "Ganeti jobs about " + instance + ":\n" + strings.Join(lines, "\n")
 }
 
 // history keeps the last steps of a randomized run for failure messages.

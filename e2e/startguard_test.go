@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"ganeti-userdown/internal/xen"
 )
@@ -78,5 +81,59 @@ func TestStartGuardBothOrders(t *testing.T) {
 				t.Errorf("after the operator's start: %+v %v", d, ok)
 			}
 		})
+	}
+}
+
+// TestStaleIntentDoesNotCoverANewDomain: a Ganeti stop of x fails after
+// its pre hook recorded the intent (Ganeti then runs no post hook, so
+// nothing clears it); an operator starts x again and its user powers the
+// new domain off. That poweroff is the user's: detect marks x down
+// rather than calling it host-initiated, and the watcher's restart
+// before the mark-down is refused. Without the scope the live intent
+// covered it for an hour, and the restart undid the user's poweroff.
+//
+// Reference: design.md, "State files": "An intent covers only the
+// domains it was recorded for"; "The start guard", row 4.
+func TestStaleIntentDoesNotCoverANewDomain(t *testing.T) {
+	const x = "x.example.com"
+	n := newNode(t, xen.XL, []instance{{name: x, admin: "up"}}, "")
+	hook := n.hookBinary()
+	n.start(x)
+	first, _ := n.domain(x)
+	env := []string{
+		"GANETI_HOOKS_PATH=instance-stop", "GANETI_HOOKS_PHASE=pre", "GANETI_HOOKS_VERSION=2",
+		"GANETI_OP_CODE=OP_INSTANCE_SHUTDOWN", "GANETI_OBJECT_TYPE=INSTANCE",
+		"GANETI_INSTANCE_NAME=" + x, "GANETI_INSTANCE_PRIMARY=" + nodeName, "GANETI_INSTANCE_SECONDARIES=",
+		"GANETI_INSTANCE_HYPERVISOR=xen-pvm", "GANETI_INSTANCE_STATUS=up", "GANETI_TIMEOUT=120",
+		"GANETI_CLUSTER=cluster.example.com", "GANETI_MASTER=" + nodeName,
+	}
+	if out, code, err := n.runJobStep(20*time.Second, env, hook); err != nil || code != 0 {
+		t.Fatalf("instance-stop pre hook: exit %d, %v: %s", code, err, out)
+	} else if !strings.Contains(out, fmt.Sprintf("domids [%d]", first.ID)) {
+		t.Fatalf("the stop intent is not scoped to domain %d: %s", first.ID, out)
+	}
+	// The job fails here (a timeout, say): no post hook. The domain is
+	// destroyed by hand and the operator starts x again.
+	n.xl("destroy", strconv.Itoa(first.ID))
+	n.startAgain(x)
+	n.xl("sim", "poweroff", x)
+	second, _ := n.domain(x)
+	if second.ID == first.ID || !second.State.UserPoweredOff() {
+		t.Fatalf("second domain %+v", second)
+	}
+	if got := n.report()[x]; got != "mark-down" {
+		t.Errorf("decision for the new domain's poweroff %q, want mark-down", got)
+	}
+	po := newPoweroffs([]string{x}, nil)
+	po.poweredOff(second)
+	ok, refusal, err := n.watcherRestart(hook, x, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok || !strings.Contains(refusal, "not marked down yet") {
+		t.Errorf("watcher restart: started %v, refusal %q; want refused (row 4)", ok, refusal)
+	}
+	if d, ok := n.domain(x); !ok || d.ID != second.ID {
+		t.Errorf("the user's powered-off domain %d is gone: %+v %v", second.ID, d, ok)
 	}
 }

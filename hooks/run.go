@@ -181,10 +181,20 @@ func (r *Runner) do(ctx context.Context, a Action, rs *runState) Outcome {
 	case RecordIntent:
 		now := r.now()
 		in := NewIntent(a.Instance, a.Op, now, r.IntentTTL)
+		scope := "any domain of it"
+		if doms, err := r.Xen.List(ctx); err != nil {
+			// Unscoped, it covers every domain of the instance until
+			// it is cleared or expires: never a mark-down of what
+			// Ganeti is shutting down.
+			r.log().Warn("domains not listed: the intent covers any domain of the instance", "instance", a.Instance, "err", err)
+		} else {
+			in = ScopeIntent(in, doms)
+			scope = fmt.Sprintf("domids %v", in.DomIDs)
+		}
 		if err := r.Intents.RecordIntent(in); err != nil {
 			return Outcome{Err: err}
 		}
-		return Outcome{Done: fmt.Sprintf("recorded a %s intent for %s until %s", a.Op, a.Instance, in.Expires.Format(time.RFC3339))}
+		return Outcome{Done: fmt.Sprintf("recorded a %s intent for %s (%s) until %s", a.Op, a.Instance, scope, in.Expires.Format(time.RFC3339))}
 	case ClearIntents:
 		if err := r.Intents.ClearIntents(a.Instance, a.Op); err != nil {
 			return Outcome{Err: err}

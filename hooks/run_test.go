@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,12 +130,19 @@ func TestStartPreDumpsCrashedDomain(t *testing.T) {
 }
 
 // TestIntentsRecordedAndCleared: pre phases record an intent with the
-// configured expiry, post phases clear only that op.
+// configured expiry, scoped to the instance's domains of the moment, and
+// post phases clear only that op.
 //
 // Reference: design.md, "Hooks": instance-stop, instance-reboot,
-// instance-remove "record an intent for the instance" / "clear it".
+// instance-remove "record an intent for the instance" / "clear it";
+// "State files": "An intent covers only the domains it was recorded
+// for."
 func TestIntentsRecordedAndCleared(t *testing.T) {
-	r, st := newRunner(t, newFakeXen())
+	r, st := newRunner(t, newFakeXen(
+		xentest.Domain("Domain-0", 0, "00000000-0000-0000-0000-000000000000", "r-----"),
+		xentest.Domain("xen1.example.com", 7, "4ba122ea-0913-43ab-a12c-2a23ecaca36f", "-b----"),
+		xentest.Domain("other.example.com", 8, "27209fc5-f579-46f3-89e5-fe9df487abf7", "---s--"),
+	))
 	ctx := context.Background()
 	now := r.Now()
 	out := r.Run(ctx, Decision{Actions: []Action{
@@ -151,8 +159,8 @@ func TestIntentsRecordedAndCleared(t *testing.T) {
 		t.Fatal(problems)
 	}
 	want := []state.Intent{
-		{Instance: "xen1.example.com", Op: "migrate", Source: "hook", Created: now, Expires: now.Add(time.Hour)},
-		{Instance: "xen1.example.com", Op: "stop", Source: "hook", Created: now, Expires: now.Add(time.Hour)},
+		{Instance: "xen1.example.com", Listed: true, DomIDs: []int{7}, Op: "migrate", Source: "hook", Created: now, Expires: now.Add(time.Hour)},
+		{Instance: "xen1.example.com", Listed: true, DomIDs: []int{7}, Op: "stop", Source: "hook", Created: now, Expires: now.Add(time.Hour)},
 	}
 	if diff := cmp.Diff(want, live); diff != "" {
 		t.Errorf("intents (-want +got):\n%s", diff)
@@ -166,6 +174,41 @@ func TestIntentsRecordedAndCleared(t *testing.T) {
 	live, _ = st.Intents(now.Add(time.Hour + time.Second))
 	if len(live) != 0 {
 		t.Errorf("intents live after their TTL: %v", live)
+	}
+}
+
+// TestIntentScope: an instance with no domain here gets an intent that
+// covers none (listed, no domids); when the domains cannot be listed the
+// intent covers any domain of the instance, as before scoping.
+//
+// Reference: design.md, "State files": "An intent covers only the
+// domains it was recorded for"; "one recorded without that knowledge
+// covers every domain of its name".
+func TestIntentScope(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		listErr error
+		want    state.Intent
+	}{
+		{"no domain of the instance", nil, state.Intent{Listed: true}},
+		{"listing failed", errors.New("xl list: timed out"), state.Intent{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newFakeXen(xentest.Domain("other.example.com", 8, "27209fc5-f579-46f3-89e5-fe9df487abf7", "-b----"))
+			x.ListErr = tc.listErr
+			r, st := newRunner(t, x)
+			now := r.Now()
+			out := r.Run(context.Background(), Decision{Actions: []Action{{Kind: RecordIntent, Instance: "xen1.example.com", Op: "stop"}}})
+			if out[0].Failed() {
+				t.Fatalf("%+v", out[0])
+			}
+			want := tc.want
+			want.Instance, want.Op, want.Source, want.Created, want.Expires = "xen1.example.com", "stop", "hook", now, now.Add(time.Hour)
+			live, _ := st.Intents(now)
+			if diff := cmp.Diff([]state.Intent{want}, live); diff != "" {
+				t.Errorf("intents (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

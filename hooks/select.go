@@ -5,6 +5,7 @@ import (
 
 	"ganeti-userdown/internal/config"
 	"ganeti-userdown/internal/state"
+	"ganeti-userdown/internal/xen"
 )
 
 // Mismatch is a live action that differs from the configured one.
@@ -40,4 +41,18 @@ func NewIntent(instance, op string, now time.Time, ttl time.Duration) state.Inte
 		Created:  now.UTC(),
 		Expires:  now.UTC().Add(ttl),
 	}
+}
+
+// ScopeIntent limits a hook's intent to the instance's domains among this
+// node's domains, as listed right before it is recorded: the shutdown
+// Ganeti asks for is of those, never of a domain a later start creates
+// (design.md, "State files").
+func ScopeIntent(in state.Intent, domains []xen.Domain) state.Intent {
+	in.Listed, in.DomIDs = true, nil
+	for _, d := range domains {
+		if !d.IsDom0() && d.Name == in.Instance {
+			in.DomIDs = append(in.DomIDs, d.ID)
+		}
+	}
+	return in
 }

@@ -16,14 +16,21 @@ import (
 // so that detect does not take it for the user's own. The hooks record
 // intents by instance name, the toolstack shim by domain uuid.
 type Intent struct {
-	Instance string    `json:"instance,omitempty"` // hooks: by instance name
-	UUID     string    `json:"uuid,omitempty"`     // shim: by domain uuid
-	DomID    int       `json:"domid,omitempty"`
-	Domain   string    `json:"domain,omitempty"` // domain name the shim saw
-	Op       string    `json:"op"`               // stop|reboot|remove|migrate|failover|shutdown
-	Source   string    `json:"source"`           // hook|shim
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires"`
+	Instance string `json:"instance,omitempty"` // hooks: by instance name
+	UUID     string `json:"uuid,omitempty"`     // shim: by domain uuid
+	// DomID is the domain the shim shut down.
+	DomID  int    `json:"domid,omitempty"`
+	Domain string `json:"domain,omitempty"` // domain name the shim saw
+	// Listed says the hook read this node's domains when it recorded the
+	// intent; DomIDs are then the instance's domains it saw (none when
+	// the instance had no domain here). An intent covers only the
+	// domains it was recorded for (design.md, "State files").
+	Listed  bool      `json:"listed,omitempty"`
+	DomIDs  []int     `json:"domids,omitempty"`
+	Op      string    `json:"op"`     // stop|reboot|remove|migrate|failover|shutdown
+	Source  string    `json:"source"` // hook|shim
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
 }
 
 // Operations an intent may name.
@@ -48,6 +55,15 @@ func (in Intent) Validate() error {
 		return fmt.Errorf("intent source %q is not hook or shim", in.Source)
 	case in.Expires.IsZero():
 		return errors.New("intent has no expiry")
+	case len(in.DomIDs) > 0 && !in.Listed:
+		return errors.New("intent names domids but not that the domains were listed")
+	case (in.Listed || len(in.DomIDs) > 0) && in.Instance == "":
+		return errors.New("only an intent by instance name lists its domids")
+	}
+	for _, id := range in.DomIDs {
+		if id <= 0 {
+			return fmt.Errorf("intent domid %d is not a guest's", id)
+		}
 	}
 	return nil
 }
