@@ -28,8 +28,10 @@ import (
 // watchdog), shutdowns through the shim (waiting or not, single or -a),
 // Ganeti's own stops and starts, Ganeti reboot jobs running concurrently
 // (hook intent, shutdown through the shim, start again, intent cleared),
-// and detect/destroy/watcher runs, for thousands of steps within a time
-// bound, and checks the safety rules throughout against the simulator's
+// detect/destroy/watcher runs, and userdown-watchd (started and stopped
+// by an operator at random steps, acting on the xenstored simulator's
+// events meanwhile), for thousands of steps within a time bound, and
+// checks the safety rules throughout against the simulator's
 // call log, which records what really happened:
 //
 // Reference: design.md, "Decisions", safety rule 1: "Never destroy a
@@ -93,7 +95,11 @@ func TestRandomized(t *testing.T) {
 	for _, name := range names {
 		insts = append(insts, instance{name: name, admin: "up", tags: tags[name]})
 	}
-	n := newNode(t, xen.XL, insts, "")
+	// The node has the xenstored simulator, so that userdown-watchd can
+	// be one more actor: an operator starts and stops the service at
+	// random steps, and its runs on Xen's events race everything else.
+	d := newDaemonNode(t, insts, daemonOptions{rescan: "2s"})
+	n := d.node
 	shim := n.installShim()
 	hook := n.hookBinary()
 	// Ganeti's own stops go through the shim too, as on a node.
@@ -116,6 +122,7 @@ func TestRandomized(t *testing.T) {
 		t.Log(h.String())
 		t.Log(callsAbout(n.calls(), instance, 40))
 		t.Log(jobsAbout(n.rapi.State(), instance, 20))
+		t.Log(daemonLogTail(d.log(), 40))
 		t.FailNow()
 	}
 
@@ -185,6 +192,25 @@ func TestRandomized(t *testing.T) {
 	alive := func(d xen.Domain) bool { return d.State.Alive() }
 	any := func(xen.Domain) bool { return true }
 
+	daemonStarts, daemonStops := 0, 0
+	var daemonOn time.Duration
+	var daemonSince time.Time
+	startDaemon := func() {
+		d.startDaemon()
+		daemonStarts++
+		daemonSince = time.Now()
+	}
+	stopDaemon := func(step int) {
+		if code := d.stopDaemon(); code != 0 {
+			fail(step, "", "userdown-watchd exited %d on SIGTERM", code)
+		}
+		daemonStops++
+		daemonOn += time.Since(daemonSince)
+	}
+	if rng.IntN(2) == 0 {
+		startDaemon()
+	}
+
 	deadline := time.Now().Add(budget)
 	steps, runs := 0, 0
 	counts := map[string]int{}
@@ -213,8 +239,15 @@ func TestRandomized(t *testing.T) {
 			return cands[rng.IntN(len(cands))], true
 		}
 		var what, target string
+		toggle := rng.IntN(100) == 0
 		r := rng.IntN(100)
 		switch {
+		case toggle && d.daemon == nil:
+			what = "watchd start"
+			startDaemon()
+		case toggle:
+			what = "watchd stop"
+			stopDaemon(steps)
 		case r < 18:
 			if d, ok := pick(alive); ok {
 				what, target = "poweroff", d.Name
@@ -393,6 +426,9 @@ func TestRandomized(t *testing.T) {
 		checkJobs(steps)
 		spent[what] += time.Since(stepStart)
 	}
+	if d.daemon != nil {
+		stopDaemon(steps)
+	}
 	// Let reapers, reboots, restarts and jobs still running finish, then
 	// check everything.
 	step.Store(1 << 62)
@@ -450,6 +486,15 @@ func TestRandomized(t *testing.T) {
 	t.Logf("%d steps (%.0f/s), %d detect/destroy/watcher runs, %d destroys, %d mark-down jobs (%d deferred, %d of domains shut down by a toolstack call older than them), %d simulator calls",
 		steps, float64(steps)/budget.Seconds(), runs, destroys, len(checked), deferred, unlisted, len(calls))
 	t.Logf("shutdown jobs refused by the stop guard: %d", stopRefused)
+	dlog := d.log()
+	daemonMarked, daemonDestroyed := strings.Count(dlog, `msg="marked down"`), strings.Count(dlog, "msg=destroyed ")
+	t.Logf("userdown-watchd: started %d times, stopped %d, running %s of %s; it marked down %d instances and destroyed %d domains",
+		daemonStarts, daemonStops, daemonOn.Round(time.Millisecond), budget, daemonMarked, daemonDestroyed)
+	// Thousands of guest actions in those seconds: a daemon that ran
+	// for 5 s and never acted is not watching.
+	if daemonOn > 5*time.Second && daemonMarked+daemonDestroyed == 0 {
+		t.Errorf("userdown-watchd ran %s and acted on nothing:\n%s", daemonOn.Round(time.Millisecond), daemonLogTail(dlog, 40))
+	}
 	t.Logf("user poweroffs %d; watcher restarts from an older status: %d started, refused by the start guard %d before the mark-down (row 4) and %d after it (row 5); %d guest actions on a vanished domain skipped",
 		po.count(), restarted.Load(), refusedBefore.Load(), refusedAfter.Load(), vanished.Load())
 	// On an idle 2-core machine the budget gives a few thousand steps; a
@@ -881,6 +926,15 @@ func callsAbout(calls []simlog.Entry, instance string, max int) string {
 		lines = lines[len(lines)-max:]
 	}
 	return "simulator calls about " + instance + ":\n" + strings.Join(lines, "\n")
+}
+
+// daemonLogTail returns the last max lines of userdown-watchd's log.
+func daemonLogTail(log string, max int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	if len(lines) > max {
+		lines = lines[len(lines)-max:]
+	}
+	return "userdown-watchd log (last lines):\n" + strings.Join(lines, "\n")
 }
 
 // jobsAbout lists the last max Ganeti jobs about instance (all when ""),
