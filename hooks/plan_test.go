@@ -338,21 +338,6 @@ func TestPlanIgnoresOtherVariables(t *testing.T) {
 	}
 }
 
-func TestValidName(t *testing.T) {
-	good := []string{"xen1.example.com", "a", "web_1.example.com", "UPPER.example.com", strings.Repeat("a", 63), "x-1.y"}
-	bad := []string{"", ".", "a.", ".a", "a..b", "-a", "a.-b", "a/b", "a b", "a\x00b", "ä.example.com", strings.Repeat("a", 64), strings.Repeat("a.", 127) + "ab"}
-	for _, s := range good {
-		if err := ValidName(s); err != nil {
-			t.Errorf("ValidName(%q) = %v, want ok", s, err)
-		}
-	}
-	for _, s := range bad {
-		if ValidName(s) == nil {
-			t.Errorf("ValidName(%q) accepted", s)
-		}
-	}
-}
-
 func TestParseEnvFile(t *testing.T) {
 	src := "# header\nargv0=/etc/x\n--- environment (sorted) ---\nGANETI_A=1\n\nGANETI_B=x=y\n# c\nGANETI_C=\n"
 	got, err := ParseEnvFile("t", []byte(src))
