@@ -15,6 +15,7 @@ import (
 
 	"ganeti-userdown/internal/testbin"
 	"ganeti-userdown/internal/xen"
+	"ganeti-userdown/internal/xen/xentest"
 )
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -297,10 +298,10 @@ func TestConcurrentWritersAndPruning(t *testing.T) {
 }
 
 func TestObserve(t *testing.T) {
-	off := xen.State{Shutdown: true, Reason: xen.ReasonPoweroff, Letters: "---s--"}
-	run := xen.State{Running: true, Letters: "r-----"}
-	crashed := xen.State{Reason: xen.ReasonCrash, Letters: "----c-"}
-	dying := xen.State{Shutdown: true, Dying: true, Reason: xen.ReasonPoweroff, Letters: "---s-d"}
+	off := xentest.State(t, xen.XL, "---s--")
+	run := xentest.State(t, xen.XL, "r-----")
+	crashed := xentest.State(t, xen.XM, "----c-")
+	dying := xentest.State(t, xen.XL, "---s-d")
 	t1 := t0.Add(time.Minute)
 	prev := Observations{
 		"uuid:u-a":    {Name: "a", DomID: 3, UUID: "u-a", Since: t0},
