@@ -4,6 +4,7 @@ package itest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"ganeti-userdown/detect"
+	"ganeti-userdown/internal/ganeti"
+	"ganeti-userdown/internal/state"
+	"ganeti-userdown/watcher"
 )
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
@@ -234,6 +240,7 @@ func testStopRebootRemove(t *testing.T) {
 			t.Errorf("reboot --type=%s: domain id still %d: the guest did not reboot", typ, after.ID)
 		}
 	}
+	checkStopGuardRefusal(t, name, node1)
 	master.run(t, "gnt-instance", "remove", "-f", name)
 	if got, ok := instances(t)[name]; ok {
 		t.Errorf("after gnt-instance remove: %v", got)
@@ -242,6 +249,62 @@ func testStopRebootRemove(t *testing.T) {
 		t.Errorf("after gnt-instance remove: domain %v", d)
 	}
 	runWatchers(t, node1)
+	checkNoLiveDestroy(t)
+}
+
+// checkStopGuardRefusal: while a mark-down of name decided on a domain
+// that is gone since is in flight (its record written as the watcher
+// writes it), a Ganeti shutdown of the running instance is refused by the
+// instance-stop pre hook, and the output of the real gnt-instance
+// shutdown, read by the CLI backend's parser, is what the watcher takes
+// for that refusal. The instance keeps running.
+//
+// Reference: doc/design.md, "The stop guard", row 2, and "The watcher
+// recognises that text in the job's error".
+func checkStopGuardRefusal(t *testing.T, name string, on *node) {
+	t.Helper()
+	d, ok := on.domains(t)[name]
+	if !ok || !d.alive() {
+		t.Fatalf("%s: domain %v (found %v), want it running", name, d, ok)
+	}
+	rec, err := json.Marshal(state.MarkDown{Instance: name, DomID: d.ID + 1000, State: "---s--", Submitted: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const dir = "/var/lib/ganeti-userdown/start-guard"
+	record := dir + "/inflight@" + name + ".json"
+	if _, err := on.output(ctx, rec, "/bin/sh", "-ec", "umask 077; mkdir -p "+dir+"; cat >"+record); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := on.sh(ctx, "rm -f "+record); err != nil {
+			t.Error(err)
+		}
+	}()
+	since := lastJob(t)
+	// As the CLI backend runs it (ganeti.ShutdownArgs), stdout and
+	// stderr together.
+	args := ganeti.ShutdownArgs("gnt-instance", 0, "ganeti-userdown itest", name)
+	out, runErr := master.command(ctx, nil, args...).CombinedOutput()
+	if runErr == nil {
+		t.Fatalf("%s succeeded; want the stop guard to refuse it:\n%s", strings.Join(args, " "), out)
+	}
+	if !strings.Contains(string(out), detect.StopRefused+name+":") {
+		t.Errorf("gnt-instance shutdown output lacks the refusal line %q:\n%s", detect.StopRefused+name+":", out)
+	}
+	_, err = ganeti.ParseShutdownOutput(name, out, runErr)
+	if !watcher.RefusedByStopGuard(err) {
+		t.Errorf("the CLI backend's reading of the refusal (%v) is not what the watcher takes for a stop guard refusal:\n%s", err, out)
+	}
+	waitJobs(t, since)
+	if got := instances(t)[name]; got.Status != "running" {
+		t.Errorf("after the refused shutdown: %v, want running", got)
+	}
+	if after, ok := on.domains(t)[name]; !ok || after.ID != d.ID || !after.alive() {
+		t.Errorf("after the refused shutdown: domain %v (found %v), want domain %d running", after, ok, d.ID)
+	}
 	checkNoLiveDestroy(t)
 }
 

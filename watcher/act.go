@@ -85,7 +85,7 @@ func MarkDown(ctx context.Context, c ganeti.Client, s Sources, rep *Report) (fai
 				log.Warn("in-flight mark-down record not removed", "instance", d.Name, "err", cerr)
 			}
 		}
-		refused := errors.Is(err, ganeti.ErrJobFailed) && strings.Contains(err.Error(), detect.StopRefused)
+		refused := RefusedByStopGuard(err)
 		if err != nil && (job.ID == 0 || refused || errors.Is(err, ganeti.ErrJobDeferred) || errors.Is(err, ganeti.ErrInstanceGone)) {
 			// Nothing was marked down: no start is to be refused for it.
 			if cerr := s.Store.ClearMarkDown(d.Name); cerr != nil {
@@ -225,4 +225,12 @@ func dump(ctx context.Context, x Toolstack, d detect.Decision, o DestroyOptions)
 		return "", nil, nil
 	}
 	return destroy.DumpCore(ctx, x, d.Domain(), o.DumpDir, o.Keep, o.Now())
+}
+
+// RefusedByStopGuard reports a mark-down whose job ganeti-userdown's own
+// instance-stop pre hook aborted, from the error the backend (RAPI or
+// CLI) returned for it: the domain runs again and nothing was marked
+// down (design.md, "The stop guard").
+func RefusedByStopGuard(err error) bool {
+	return errors.Is(err, ganeti.ErrJobFailed) && strings.Contains(err.Error(), detect.StopRefused)
 }
