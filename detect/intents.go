@@ -55,6 +55,19 @@ func (ix intentIndex) lookup(d xen.Domain) (state.Intent, bool) {
 	return state.Intent{}, false
 }
 
+// about returns the first intent naming d's instance or uuid, whatever
+// domains it was recorded for: not who shut d down (lookup says that) but
+// whether Ganeti or an operator may be working on the instance right now.
+func (ix intentIndex) about(d xen.Domain) (state.Intent, bool) {
+	if its := ix.byName[d.Name]; d.Name != "" && len(its) > 0 {
+		return its[0], true
+	}
+	if its := ix.byUUID[strings.ToLower(d.UUID)]; d.UUID != "" && len(its) > 0 {
+		return its[0], true
+	}
+	return state.Intent{}, false
+}
+
 // covers reports whether an intent found by d's name or uuid is about d
 // itself: an intent covers only the domains that existed when it was
 // recorded. The shim's names the domain it shut down (DomID); a hook's

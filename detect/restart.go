@@ -2,7 +2,6 @@ package detect
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"ganeti-userdown/internal/ganeti"
@@ -63,13 +62,11 @@ func StartAfterDestroy(d Decision, c StartCheck) (bool, string) {
 	if p, _ := PolicyFor(c.Instance.Tags, c.DefaultPolicy); p == PolicyIgnore {
 		return false, "policy ignore"
 	}
-	for _, it := range c.Intents {
-		if !it.Live(c.Now) {
-			continue
-		}
-		if it.Instance == d.Name || it.UUID != "" && d.UUID != "" && strings.EqualFold(it.UUID, d.UUID) {
-			return false, fmt.Sprintf("an intent covers it: %s asked through the %s", it.Op, it.Source)
-		}
+	// Any live intent of the instance, whatever domains it was recorded
+	// for: an operator's stop recorded after the destroy names no domain,
+	// and must not be undone by this start.
+	if it, ok := newIntentIndex(c.Intents, c.Now).about(xen.Domain{Name: d.Name, ID: d.DomID, UUID: d.UUID}); ok {
+		return false, fmt.Sprintf("an intent covers it: %s asked through the %s", it.Op, it.Source)
 	}
 	what := "crashed"
 	if d.Reason == xen.ReasonWatchdog {

@@ -65,6 +65,9 @@ func TestStartAfterDestroy(t *testing.T) {
 		}(), false, "policy ignore"},
 		{"intent by name", crash, intent(state.Intent{Instance: "db1", Op: "stop", Source: "hook"}), false, "intent"},
 		{"intent by uuid", crash, intent(state.Intent{UUID: strings.ToUpper(uuidOf("db1")), Op: "shutdown", Source: "shim"}), false, "intent"},
+		// An operator's stop whose pre hook ran after the destroy names
+		// no domain; it still means someone is stopping the instance.
+		{"stop recorded after the destroy", crash, intent(state.Intent{Instance: "db1", Listed: true, Op: "stop", Source: "hook"}), false, "intent"},
 		{"expired intent", crash, func() StartCheck {
 			c := intent(state.Intent{Instance: "db1", Op: "stop", Source: "hook"})
 			c.Intents[0].Expires = now.Add(-time.Second)
