@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,5 +138,71 @@ func TestStaleIntentDoesNotCoverANewDomain(t *testing.T) {
 	}
 	if d, ok := n.domain(x); !ok || d.ID != second.ID {
 		t.Errorf("the user's powered-off domain %d is gone: %+v %v", second.ID, d, ok)
+	}
+}
+
+// TestIntentOfAFailedJobIsSpent: a Ganeti migration of x fails after its
+// pre hook recorded the intent for x's domain, which runs on (no post hook
+// clears it). Once no job holds x, a real run finds the intent spent and
+// removes it; a later user poweroff of that same domain is then marked
+// down, and the watcher's restart before the mark-down is refused.
+//
+// Reference: design.md, "State files": "an intent its job left behind is
+// spent"; "The start guard", row 4.
+func TestIntentOfAFailedJobIsSpent(t *testing.T) {
+	const x = "x.example.com"
+	n := newNode(t, xen.XL, []instance{{name: x, admin: "up"}}, "")
+	hook := n.hookBinary()
+	n.start(x)
+	d, _ := n.domain(x)
+	env := []string{
+		"GANETI_HOOKS_PATH=instance-migrate", "GANETI_HOOKS_PHASE=pre", "GANETI_HOOKS_VERSION=2",
+		"GANETI_OP_CODE=OP_INSTANCE_MIGRATE", "GANETI_OBJECT_TYPE=INSTANCE",
+		"GANETI_INSTANCE_NAME=" + x, "GANETI_INSTANCE_PRIMARY=" + nodeName, "GANETI_INSTANCE_SECONDARIES=",
+		"GANETI_INSTANCE_HYPERVISOR=xen-pvm", "GANETI_INSTANCE_STATUS=up", "GANETI_MIGRATE_LIVE=True",
+		"GANETI_OLD_PRIMARY=" + nodeName, "GANETI_NEW_PRIMARY=node2.example.com",
+		"GANETI_CLUSTER=cluster.example.com", "GANETI_MASTER=" + nodeName,
+	}
+	if out, code, err := n.runJobStep(20*time.Second, env, hook); err != nil || code != 0 || !strings.Contains(out, "recorded a migrate intent") {
+		t.Fatalf("instance-migrate pre hook: exit %d, %v: %s", code, err, out)
+	}
+	// The migration failed five minutes ago: its intent is that old.
+	path := filepath.Join(n.stateDir, "intents", "instance@"+x+"@migrate.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var it map[string]any
+	if err := json.Unmarshal(b, &it); err != nil {
+		t.Fatal(err)
+	}
+	ago := time.Now().UTC().Add(-5 * time.Minute)
+	it["created"], it["expires"] = ago.Format(time.RFC3339Nano), ago.Add(time.Hour).Format(time.RFC3339Nano)
+	if b, err = json.Marshal(it); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := n.run(n.detect, "--mark-down"); code != 0 || !strings.Contains(errs, "spent intent removed") {
+		t.Fatalf("userdown-detect --mark-down: exit %d, want the spent intent removed: %s%s", code, out, errs)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("the spent intent is still there: %v", err)
+	}
+	n.xl("sim", "poweroff", strconv.Itoa(d.ID))
+	if got := n.report()[x]; got != "mark-down" {
+		t.Errorf("decision for the poweroff %q, want mark-down", got)
+	}
+	po := newPoweroffs([]string{x}, nil)
+	if d, _ := n.domain(x); true {
+		po.poweredOff(d)
+	}
+	ok, refusal, err := n.watcherRestart(hook, x, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok || !strings.Contains(refusal, "not marked down yet") {
+		t.Errorf("watcher restart: started %v, refusal %q; want refused (row 4)", ok, refusal)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"ganeti-userdown/detect"
@@ -92,6 +93,9 @@ type Report struct {
 	// Starts are the crashed instances started again after their
 	// destruction (StartCrashed).
 	Starts []StartResult `json:"starts,omitempty"`
+	// SpentIntents say which hook intents outlived their Ganeti job (a
+	// real run removes them, Record).
+	SpentIntents []string `json:"spent_intents,omitempty"`
 }
 
 // JobResult is the outcome of marking one instance down.
@@ -161,6 +165,9 @@ type Result struct {
 	// they differ from the stored ones.
 	Observations state.Observations
 	Changed      bool
+	// Spent are the hook intents their jobs left behind, which Record
+	// removes (detect.Spent).
+	Spent []state.Intent
 }
 
 // Node reads the node's state and decides. The error is an
@@ -207,6 +214,10 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 		DefaultPolicy: s.DefaultPolicy, Settle: s.Settle, DumpCrashes: s.DumpCrashes,
 		Now: now,
 	}
+	// Hook intents whose job may have ended without its post hook: the
+	// locks of their instances tell (detect.Spent).
+	spentCands := detect.SpentCandidates(intents, domains, now)
+	var spent []state.Intent
 	var client ganeti.Client
 	if detect.NeedsCluster(domains) {
 		client, err = s.Cluster(ctx)
@@ -233,21 +244,53 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 			in.UserShutdown = on && err == nil
 		}
 		rep.ClusterUserShutdown = in.UserShutdown
-		// Locks matter only for the instances a decision would act on.
-		if cands := detect.LockCandidates(detect.Decide(in)); len(cands) > 0 {
+		// Locks matter only for the instances a decision would act on,
+		// and for those with an intent that may be spent.
+		if cands := union(detect.LockCandidates(detect.Decide(in)), spentCands); len(cands) > 0 {
 			locked, err := client.Locked(ctx, cands)
 			if err != nil {
 				return Result{}, &UnreadableError{What: "query the instance locks", Err: err}
 			}
 			in.Locked = locked
+			spent = detect.Spent(intents, domains, locked, now)
 		}
+	} else if len(spentCands) > 0 && s.Cluster != nil {
+		// Every domain runs: only the spent intents need the cluster,
+		// and a failure to ask it costs nothing but their removal.
+		spent = s.spentIntents(ctx, intents, domains, spentCands, now, problem)
+	}
+	for _, it := range spent {
+		rep.SpentIntents = append(rep.SpentIntents, detect.SpentWhy(it))
 	}
 	rep.Domains = detect.Decide(in)
 	rep.MarkDown = detect.ToMarkDown(rep.Domains)
 	if rep.MarkDown == nil {
 		rep.MarkDown = []string{}
 	}
-	return Result{Report: rep, Client: client, Observations: obs, Changed: len(obsProblems) > 0 || !prev.Same(obs)}, nil
+	return Result{Report: rep, Client: client, Observations: obs, Changed: len(obsProblems) > 0 || !prev.Same(obs), Spent: spent}, nil
+}
+
+// spentIntents asks the cluster which of the instances cands a job holds
+// and returns the spent intents; a problem is reported, not returned.
+func (s Sources) spentIntents(ctx context.Context, intents []state.Intent, domains []xen.Domain, cands []string, now time.Time, problem func(error)) []state.Intent {
+	client, err := s.Cluster(ctx)
+	if err != nil {
+		problem(fmt.Errorf("intents that may have outlived their job kept: cluster client: %w", err))
+		return nil
+	}
+	locked, err := client.Locked(ctx, cands)
+	if err != nil {
+		problem(fmt.Errorf("intents that may have outlived their job kept: query the instance locks: %w", err))
+		return nil
+	}
+	return detect.Spent(intents, domains, locked, now)
+}
+
+// union returns the sorted names in a or b, once each.
+func union(a, b []string) []string {
+	out := append(append([]string(nil), a...), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Record is what a real run writes after its scan, and nothing else
@@ -266,6 +309,12 @@ func Record(s Sources, res *Result) {
 		}
 	}
 	problems = append(problems, s.Store.PruneIntents(res.Report.Time)...)
+	if len(res.Spent) > 0 {
+		problems = append(problems, s.Store.RemoveSpentIntents(res.Spent, res.Report.Time)...)
+		for _, it := range res.Spent {
+			log.Info("spent intent removed", "why", detect.SpentWhy(it))
+		}
+	}
 	for _, p := range problems {
 		log.Warn(p.Error())
 		res.Report.Problems = append(res.Report.Problems, p.Error())

@@ -308,6 +308,45 @@ func (s *Store) clear(match func(IntentKey) bool) error {
 	return errors.Join(errs...)
 }
 
+// RemoveSpentIntents removes, under the intents lock, the files that
+// still hold one of spent (the same instance or uuid, op and creation):
+// an intent recorded again since, under the same name, stays. Errors are
+// returned, one per file; a file gone already is none.
+func (s *Store) RemoveSpentIntents(spent []Intent, now time.Time) []error {
+	if len(spent) == 0 {
+		return nil
+	}
+	d, names, err := s.openIntents()
+	if err != nil || d == nil {
+		if err != nil {
+			return []error{fmt.Errorf("remove spent intents: %w", err)}
+		}
+		return nil
+	}
+	defer d.close()
+	l, err := s.lockIntents(d)
+	if err != nil {
+		return []error{fmt.Errorf("remove spent intents: %w", err)}
+	}
+	defer l.Unlock()
+	var problems []error
+	for _, n := range names {
+		in, _, err := s.readIntent(d, n, now)
+		if err != nil {
+			continue
+		}
+		for _, sp := range spent {
+			if in.Key() == sp.Key() && in.Created.Equal(sp.Created) {
+				if err := d.remove(n); err != nil && !notExist(err) {
+					problems = append(problems, fmt.Errorf("remove spent intent: %w", err))
+				}
+				break
+			}
+		}
+	}
+	return problems
+}
+
 // openIntents opens intents/ (nil when it does not exist) and lists its
 // intent files (not the lock, not temporary files), sorted.
 func (s *Store) openIntents() (*root, []string, error) {

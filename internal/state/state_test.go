@@ -401,3 +401,38 @@ func TestLockRunExcludes(t *testing.T) {
 		t.Fatal("LockRun did not get the lock after it was released")
 	}
 }
+
+// TestRemoveSpentIntents: the spent intents' files go; an intent recorded
+// again since under the same name (a new job's) and the others stay.
+//
+// Reference: doc/design.md, "State files": "an intent its job left behind
+// is spent".
+func TestRemoveSpentIntents(t *testing.T) {
+	s := Open(t.TempDir())
+	exp := t0.Add(time.Hour)
+	a, b, c := hookIntent("a", "migrate", exp), hookIntent("b", "stop", exp), hookIntent("c", "stop", exp)
+	for _, in := range []Intent{a, b, c} {
+		if err := s.RecordIntent(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b is recorded again by a new job after the run read it.
+	b2 := b
+	b2.Created, b2.Expires = t0.Add(time.Minute), exp.Add(time.Minute)
+	if err := s.RecordIntent(b2); err != nil {
+		t.Fatal(err)
+	}
+	if errs := s.RemoveSpentIntents([]Intent{a, b}, t0.Add(2*time.Minute)); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	live, problems := s.Intents(t0.Add(2 * time.Minute))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if d := cmp.Diff([]Intent{b2, c}, live); d != "" {
+		t.Errorf("left (-want +got):\n%s", d)
+	}
+	if errs := s.RemoveSpentIntents([]Intent{a}, t0); len(errs) > 0 {
+		t.Errorf("removing one already gone: %v", errs)
+	}
+}
