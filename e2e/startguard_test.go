@@ -103,13 +103,7 @@ func TestStaleIntentDoesNotCoverANewDomain(t *testing.T) {
 	hook := n.hookBinary()
 	n.start(x)
 	first, _ := n.domain(x)
-	env := []string{
-		"GANETI_HOOKS_PATH=instance-stop", "GANETI_HOOKS_PHASE=pre", "GANETI_HOOKS_VERSION=2",
-		"GANETI_OP_CODE=OP_INSTANCE_SHUTDOWN", "GANETI_OBJECT_TYPE=INSTANCE",
-		"GANETI_INSTANCE_NAME=" + x, "GANETI_INSTANCE_PRIMARY=" + nodeName, "GANETI_INSTANCE_SECONDARIES=",
-		"GANETI_INSTANCE_HYPERVISOR=xen-pvm", "GANETI_INSTANCE_STATUS=up", "GANETI_TIMEOUT=120",
-		"GANETI_CLUSTER=cluster.example.com", "GANETI_MASTER=" + nodeName,
-	}
+	env := instanceHookEnv("instance-stop", "pre", "OP_INSTANCE_SHUTDOWN", x, "GANETI_TIMEOUT=120")
 	if out, code, err := n.runJobStep(20*time.Second, env, hook); err != nil || code != 0 {
 		t.Fatalf("instance-stop pre hook: exit %d, %v: %s", code, err, out)
 	} else if !strings.Contains(out, fmt.Sprintf("domids [%d]", first.ID)) {
@@ -155,14 +149,8 @@ func TestIntentOfAFailedJobIsSpent(t *testing.T) {
 	hook := n.hookBinary()
 	n.start(x)
 	d, _ := n.domain(x)
-	env := []string{
-		"GANETI_HOOKS_PATH=instance-migrate", "GANETI_HOOKS_PHASE=pre", "GANETI_HOOKS_VERSION=2",
-		"GANETI_OP_CODE=OP_INSTANCE_MIGRATE", "GANETI_OBJECT_TYPE=INSTANCE",
-		"GANETI_INSTANCE_NAME=" + x, "GANETI_INSTANCE_PRIMARY=" + nodeName, "GANETI_INSTANCE_SECONDARIES=",
-		"GANETI_INSTANCE_HYPERVISOR=xen-pvm", "GANETI_INSTANCE_STATUS=up", "GANETI_MIGRATE_LIVE=True",
-		"GANETI_OLD_PRIMARY=" + nodeName, "GANETI_NEW_PRIMARY=node2.example.com",
-		"GANETI_CLUSTER=cluster.example.com", "GANETI_MASTER=" + nodeName,
-	}
+	env := instanceHookEnv("instance-migrate", "pre", "OP_INSTANCE_MIGRATE", x,
+		"GANETI_MIGRATE_LIVE=True", "GANETI_OLD_PRIMARY="+nodeName, "GANETI_NEW_PRIMARY=node2.example.com")
 	if out, code, err := n.runJobStep(20*time.Second, env, hook); err != nil || code != 0 || !strings.Contains(out, "recorded a migrate intent") {
 		t.Fatalf("instance-migrate pre hook: exit %d, %v: %s", code, err, out)
 	}
@@ -205,4 +193,18 @@ func TestIntentOfAFailedJobIsSpent(t *testing.T) {
 	if ok || !strings.Contains(refusal, "not marked down yet") {
 		t.Errorf("watcher restart: started %v, refusal %q; want refused (row 4)", ok, refusal)
 	}
+}
+
+// instanceHookEnv is the environment Ganeti gives the hooks of hooksPath
+// (instance-stop, ...) in phase for an operation opCode on instance, an
+// admin-up xen-pvm instance with this node as primary and master, plus
+// extra.
+func instanceHookEnv(hooksPath, phase, opCode, instance string, extra ...string) []string {
+	return append([]string{
+		"GANETI_HOOKS_PATH=" + hooksPath, "GANETI_HOOKS_PHASE=" + phase, "GANETI_HOOKS_VERSION=2",
+		"GANETI_OP_CODE=" + opCode, "GANETI_OBJECT_TYPE=INSTANCE",
+		"GANETI_INSTANCE_NAME=" + instance, "GANETI_INSTANCE_PRIMARY=" + nodeName, "GANETI_INSTANCE_SECONDARIES=",
+		"GANETI_INSTANCE_HYPERVISOR=xen-pvm", "GANETI_INSTANCE_STATUS=up",
+		"GANETI_CLUSTER=cluster.example.com", "GANETI_MASTER=" + nodeName,
+	}, extra...)
 }

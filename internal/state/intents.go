@@ -284,28 +284,17 @@ func (s *Store) ClearUUIDIntents(uuid string) error {
 }
 
 func (s *Store) clear(match func(IntentKey) bool) error {
-	d, names, err := s.openIntents()
-	if err != nil || d == nil {
-		if err != nil {
-			return fmt.Errorf("clear intents: %w", err)
-		}
-		return nil
-	}
-	defer d.close()
-	l, err := s.lockIntents(d)
-	if err != nil {
-		return fmt.Errorf("clear intents: %w", err)
-	}
-	defer l.Unlock()
-	var errs []error
-	for _, n := range names {
-		if k, ok := parseFileName(n); ok && match(k) {
-			if err := d.remove(n); err != nil {
-				errs = append(errs, fmt.Errorf("clear intent: %w", err))
+	return errors.Join(s.underIntentsLock("clear intents", func(d *root, names []string) []error {
+		var errs []error
+		for _, n := range names {
+			if k, ok := parseFileName(n); ok && match(k) {
+				if err := d.remove(n); err != nil {
+					errs = append(errs, fmt.Errorf("clear intent: %w", err))
+				}
 			}
 		}
-	}
-	return errors.Join(errs...)
+		return errs
+	})...)
 }
 
 // RemoveSpentIntents removes, under the intents lock, the files that
@@ -316,35 +305,44 @@ func (s *Store) RemoveSpentIntents(spent []Intent, now time.Time) []error {
 	if len(spent) == 0 {
 		return nil
 	}
-	d, names, err := s.openIntents()
-	if err != nil || d == nil {
-		if err != nil {
-			return []error{fmt.Errorf("remove spent intents: %w", err)}
+	return s.underIntentsLock("remove spent intents", func(d *root, names []string) []error {
+		var problems []error
+		for _, n := range names {
+			in, _, err := s.readIntent(d, n, now)
+			if err != nil {
+				continue
+			}
+			for _, sp := range spent {
+				if in.Key() == sp.Key() && in.Created.Equal(sp.Created) {
+					if err := d.remove(n); err != nil && !notExist(err) {
+						problems = append(problems, fmt.Errorf("remove spent intent: %w", err))
+					}
+					break
+				}
+			}
 		}
+		return problems
+	})
+}
+
+// underIntentsLock runs f on intents/ and its intent files with the
+// intents lock held; what names the step in errors. A missing intents/
+// is nothing to do.
+func (s *Store) underIntentsLock(what string, f func(d *root, names []string) []error) []error {
+	d, names, err := s.openIntents()
+	if err != nil {
+		return []error{fmt.Errorf("%s: %w", what, err)}
+	}
+	if d == nil {
 		return nil
 	}
 	defer d.close()
 	l, err := s.lockIntents(d)
 	if err != nil {
-		return []error{fmt.Errorf("remove spent intents: %w", err)}
+		return []error{fmt.Errorf("%s: %w", what, err)}
 	}
 	defer l.Unlock()
-	var problems []error
-	for _, n := range names {
-		in, _, err := s.readIntent(d, n, now)
-		if err != nil {
-			continue
-		}
-		for _, sp := range spent {
-			if in.Key() == sp.Key() && in.Created.Equal(sp.Created) {
-				if err := d.remove(n); err != nil && !notExist(err) {
-					problems = append(problems, fmt.Errorf("remove spent intent: %w", err))
-				}
-				break
-			}
-		}
-	}
-	return problems
+	return f(d, names)
 }
 
 // openIntents opens intents/ (nil when it does not exist) and lists its
@@ -414,39 +412,28 @@ func (s *Store) Intents(now time.Time) (live []Intent, problems []error) {
 // under the intents lock so that an intent rewritten meanwhile survives.
 // Unreadable files are left for the operator (Intents reports them).
 func (s *Store) PruneIntents(now time.Time) []error {
-	d, names, err := s.openIntents()
-	if err != nil || d == nil {
-		if err != nil {
-			return []error{fmt.Errorf("prune intents: %w", err)}
-		}
-		return nil
-	}
-	defer d.close()
-	l, err := s.lockIntents(d)
-	if err != nil {
-		return []error{fmt.Errorf("prune intents: %w", err)}
-	}
-	defer l.Unlock()
-	var problems []error
-	for _, n := range names {
-		in, why, err := s.readIntent(d, n, now)
-		switch {
-		case err != nil:
-		case !in.Live(now):
-			if err := d.remove(n); err != nil {
-				problems = append(problems, fmt.Errorf("prune intent: %w", err))
-			}
-		case why != "":
-			b, err := json.MarshalIndent(in, "", "  ")
-			if err == nil {
-				err = d.writeFile(n, append(b, '\n'))
-			}
-			if err != nil {
-				problems = append(problems, fmt.Errorf("prune intent: bound %s: %w", d.path(n), err))
+	return s.underIntentsLock("prune intents", func(d *root, names []string) []error {
+		var problems []error
+		for _, n := range names {
+			in, why, err := s.readIntent(d, n, now)
+			switch {
+			case err != nil:
+			case !in.Live(now):
+				if err := d.remove(n); err != nil {
+					problems = append(problems, fmt.Errorf("prune intent: %w", err))
+				}
+			case why != "":
+				b, err := json.MarshalIndent(in, "", "  ")
+				if err == nil {
+					err = d.writeFile(n, append(b, '\n'))
+				}
+				if err != nil {
+					problems = append(problems, fmt.Errorf("prune intent: bound %s: %w", d.path(n), err))
+				}
 			}
 		}
-	}
-	return problems
+		return problems
+	})
 }
 
 // readIntent reads, validates and bounds the intent file name in d.
