@@ -118,21 +118,7 @@ func TestStaleIntentDoesNotCoverANewDomain(t *testing.T) {
 	if second.ID == first.ID || !second.State.UserPoweredOff() {
 		t.Fatalf("second domain %+v", second)
 	}
-	if got := n.report()[x]; got != "mark-down" {
-		t.Errorf("decision for the new domain's poweroff %q, want mark-down", got)
-	}
-	po := newPoweroffs([]string{x}, nil)
-	po.poweredOff(second)
-	ok, refusal, err := n.watcherRestart(hook, x, po)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok || !strings.Contains(refusal, "not marked down yet") {
-		t.Errorf("watcher restart: started %v, refusal %q; want refused (row 4)", ok, refusal)
-	}
-	if d, ok := n.domain(x); !ok || d.ID != second.ID {
-		t.Errorf("the user's powered-off domain %d is gone: %+v %v", second.ID, d, ok)
-	}
+	checkUserPoweroffHeld(t, n, hook, second)
 }
 
 // TestIntentOfAFailedJobIsSpent: a Ganeti migration of x fails after its
@@ -179,19 +165,33 @@ func TestIntentOfAFailedJobIsSpent(t *testing.T) {
 		t.Fatalf("the spent intent is still there: %v", err)
 	}
 	n.xl("sim", "poweroff", strconv.Itoa(d.ID))
-	if got := n.report()[x]; got != "mark-down" {
-		t.Errorf("decision for the poweroff %q, want mark-down", got)
+	off, _ := n.domain(x)
+	checkUserPoweroffHeld(t, n, hook, off)
+}
+
+// checkUserPoweroffHeld checks that the user's poweroff of domain d is
+// taken for the user's: detect decides mark-down, the watcher's restart
+// before the mark-down is refused (the start guard, row 4), and the
+// preserved domain stays.
+func checkUserPoweroffHeld(t *testing.T, n *node, hook string, d xen.Domain) {
+	t.Helper()
+	if !d.State.UserPoweredOff() {
+		t.Fatalf("domain %d of %s is %s, not powered off by its user", d.ID, d.Name, d.State.Letters)
 	}
-	po := newPoweroffs([]string{x}, nil)
-	if d, _ := n.domain(x); true {
-		po.poweredOff(d)
+	if got := n.report()[d.Name]; got != "mark-down" {
+		t.Errorf("decision for the user's poweroff of domain %d: %q, want mark-down", d.ID, got)
 	}
-	ok, refusal, err := n.watcherRestart(hook, x, po)
+	po := newPoweroffs([]string{d.Name}, nil)
+	po.poweredOff(d)
+	ok, refusal, err := n.watcherRestart(hook, d.Name, po)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ok || !strings.Contains(refusal, "not marked down yet") {
 		t.Errorf("watcher restart: started %v, refusal %q; want refused (row 4)", ok, refusal)
+	}
+	if now, ok := n.domain(d.Name); !ok || now.ID != d.ID {
+		t.Errorf("the user's powered-off domain %d is gone: %+v %v", d.ID, now, ok)
 	}
 }
 
