@@ -246,13 +246,18 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 		rep.ClusterUserShutdown = in.UserShutdown
 		// Locks matter only for the instances a decision would act on,
 		// and for those with an intent that may be spent.
-		if cands := union(detect.LockCandidates(detect.Decide(in)), spentCands); len(cands) > 0 {
+		acting := detect.LockCandidates(detect.Decide(in))
+		if cands := union(acting, spentCands); len(cands) > 0 {
 			locked, err := client.Locked(ctx, cands)
-			if err != nil {
+			switch {
+			case err != nil && len(acting) > 0:
 				return Result{}, &UnreadableError{What: "query the instance locks", Err: err}
+			case err != nil:
+				problem(fmt.Errorf("intents that may have outlived their job kept: query the instance locks: %w", err))
+			default:
+				in.Locked = locked
+				spent = detect.Spent(intents, domains, locked, now)
 			}
-			in.Locked = locked
-			spent = detect.Spent(intents, domains, locked, now)
 		}
 	} else if len(spentCands) > 0 && s.Cluster != nil {
 		// Every domain runs: only the spent intents need the cluster,
