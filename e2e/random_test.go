@@ -212,7 +212,7 @@ func TestRandomized(t *testing.T) {
 	}
 
 	deadline := time.Now().Add(budget)
-	steps, runs := 0, 0
+	steps, runs, spentRemoved := 0, 0, 0
 	counts := map[string]int{}
 	spent := map[string]time.Duration{}
 	for ; time.Now().Before(deadline) && steps < 20000; steps++ {
@@ -400,15 +400,19 @@ func TestRandomized(t *testing.T) {
 		case r < 83:
 			what = "detect --mark-down"
 			runs++
-			if _, errs, code := n.run(n.detect, "--mark-down"); code != 0 && code != 1 {
+			_, errs, code := n.run(n.detect, "--mark-down")
+			if code != 0 && code != 1 {
 				fail(steps, "", "userdown-detect --mark-down: exit %d: %s", code, errs)
 			}
+			spentRemoved += strings.Count(errs, "spent intent removed")
 		case r < 96:
 			what = "destroy"
 			runs++
-			if _, errs, code := n.run(n.destroy); code != 0 {
+			_, errs, code := n.run(n.destroy)
+			if code != 0 {
 				fail(steps, "", "userdown-destroy: exit %d: %s", code, errs)
 			}
+			spentRemoved += strings.Count(errs, "spent intent removed")
 		default:
 			what = "watcher"
 			runs++
@@ -485,7 +489,8 @@ func TestRandomized(t *testing.T) {
 	}
 	t.Logf("%d steps (%.0f/s), %d detect/destroy/watcher runs, %d destroys, %d mark-down jobs (%d deferred, %d of domains shut down by a toolstack call older than them), %d simulator calls",
 		steps, float64(steps)/budget.Seconds(), runs, destroys, len(checked), deferred, unlisted, len(calls))
-	t.Logf("shutdown jobs refused by the stop guard: %d", stopRefused)
+	t.Logf("shutdown jobs refused by the stop guard: %d; intents their failed jobs left behind removed: %d by detect and destroy, %d by userdown-watchd",
+		stopRefused, spentRemoved, strings.Count(d.log(), `msg="spent intent removed"`))
 	dlog := d.log()
 	daemonMarked, daemonDestroyed := strings.Count(dlog, `msg="marked down"`), strings.Count(dlog, "msg=destroyed ")
 	t.Logf("userdown-watchd: started %d times, stopped %d, running %s of %s; it marked down %d instances and destroyed %d domains",
