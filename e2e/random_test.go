@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"ganeti-userdown/detect"
+	"ganeti-userdown/internal/state"
 	"ganeti-userdown/internal/xen"
 	"ganeti-userdown/testdata/ganetifake"
 	"ganeti-userdown/testdata/xensim/simlog"
@@ -28,10 +29,11 @@ import (
 // watchdog), shutdowns through the shim (waiting or not, single or -a),
 // Ganeti's own stops and starts, Ganeti reboot jobs running concurrently
 // (hook intent, shutdown through the shim, start again, intent cleared),
-// detect/destroy/watcher runs, and userdown-watchd (started and stopped
-// by an operator at random steps, acting on the xenstored simulator's
-// events meanwhile), for thousands of steps within a time bound, and
-// checks the safety rules throughout against the simulator's
+// detect/destroy/watcher runs, userdown-watchd (started and stopped by
+// an operator at random steps, acting on the xenstored simulator's events
+// meanwhile), and hook intents aged five minutes (as left by a job that
+// failed, or held by one that still runs), for thousands of steps within
+// a time bound, and checks the safety rules throughout against the simulator's
 // call log, which records what really happened:
 //
 // Reference: design.md, "Decisions", safety rule 1: "Never destroy a
@@ -240,8 +242,16 @@ func TestRandomized(t *testing.T) {
 		}
 		var what, target string
 		toggle := rng.IntN(100) == 0
+		age := rng.IntN(50) == 0
 		r := rng.IntN(100)
 		switch {
+		case age:
+			// A hook intent turns five minutes old, as if its job had
+			// recorded it then: left by a job that failed, it is spent
+			// once no job holds the instance; a job that still holds it
+			// keeps it (design.md, "State files").
+			what = "intent aged"
+			target = ageIntent(t, n.stateDir, rng)
 		case toggle && d.daemon == nil:
 			what = "watchd start"
 			startDaemon()
@@ -931,6 +941,32 @@ func callsAbout(calls []simlog.Entry, instance string, max int) string {
 		lines = lines[len(lines)-max:]
 	}
 	return "simulator calls about " + instance + ":\n" + strings.Join(lines, "\n")
+}
+
+// ageIntent rewrites one hook intent of stateDir, chosen with rng, as
+// recorded five minutes ago (through the store, under its lock), and
+// returns its instance ("" when there was none).
+func ageIntent(t *testing.T, stateDir string, rng *rand.Rand) string {
+	t.Helper()
+	st := state.Open(stateDir)
+	now := time.Now().UTC()
+	live, _ := st.Intents(now)
+	var hooks []state.Intent
+	for _, it := range live {
+		if it.Instance != "" {
+			hooks = append(hooks, it)
+		}
+	}
+	if len(hooks) == 0 {
+		return ""
+	}
+	it := hooks[rng.IntN(len(hooks))]
+	it.Created = now.Add(-5 * time.Minute)
+	it.Expires = it.Created.Add(time.Hour)
+	if err := st.RecordIntent(it); err != nil {
+		t.Fatalf("age intent %s/%s: %v", it.Instance, it.Op, err)
+	}
+	return it.Instance
 }
 
 // daemonLogTail returns the last max lines of userdown-watchd's log.
