@@ -152,13 +152,29 @@ func Refused(outcomes []Outcome) string {
 	return ""
 }
 
-// runState is what one action of a run leaves for the next: the domains
-// the start guard judged, so that the start's DestroyDead destroys only
-// a domain the guard saw dead (a domain its user powers off while the
-// start's pre hook runs is kept: the start then finds it in the way).
+// runState is what one action of a run leaves for the next: this node's
+// domains as first listed, so that one hook run lists them once, and the
+// start's DestroyDead destroys only a domain the start guard saw dead (a
+// domain its user powers off while the start's pre hook runs is kept:
+// the start then finds it in the way). A listing that failed is not
+// kept: the next action that needs one tries again.
 type runState struct {
-	guardSaw    []xen.Domain
-	guardListed bool
+	domains []xen.Domain
+	listed  bool
+}
+
+// list returns the run's listing of this node's domains, listing them
+// the first time.
+func (rs *runState) list(ctx context.Context, x Toolstack) ([]xen.Domain, error) {
+	if rs.listed {
+		return rs.domains, nil
+	}
+	doms, err := x.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs.domains, rs.listed = doms, true
+	return doms, nil
 }
 
 func (r *Runner) do(ctx context.Context, a Action, rs *runState) Outcome {
@@ -171,7 +187,7 @@ func (r *Runner) do(ctx context.Context, a Action, rs *runState) Outcome {
 	case GuardStart:
 		return r.guardStart(ctx, a, rs)
 	case GuardStop:
-		return r.guardStop(ctx, a)
+		return r.guardStop(ctx, a, rs)
 	case DestroyDead:
 		return r.destroyDead(ctx, a.Instance, rs)
 	case RewriteConfig:
@@ -182,7 +198,7 @@ func (r *Runner) do(ctx context.Context, a Action, rs *runState) Outcome {
 		now := r.now()
 		in := NewIntent(a.Instance, a.Op, now, r.IntentTTL)
 		scope := "any domain of it"
-		if doms, err := r.Xen.List(ctx); err != nil {
+		if doms, err := rs.list(ctx, r.Xen); err != nil {
 			// Unscoped, it covers every domain of the instance until
 			// it is cleared or expires: never a mark-down of what
 			// Ganeti is shutting down.
@@ -216,11 +232,9 @@ func (r *Runner) guardStart(ctx context.Context, a Action, rs *runState) Outcome
 	}
 	now := r.now()
 	in := detect.StartInput{Request: *a.Start, DefaultPolicy: r.DefaultPolicy, Now: now}
-	doms, err := r.Xen.List(ctx)
+	doms, err := rs.list(ctx, r.Xen)
 	if err != nil {
 		r.log().Warn("start guard: domains not listed; judging on the records alone", "instance", a.Instance, "err", err)
-	} else {
-		rs.guardSaw, rs.guardListed = doms, true
 	}
 	in.Domains = doms
 	intents, problems := r.Intents.Intents(now)
@@ -262,7 +276,7 @@ func (r *Runner) guardStart(ctx context.Context, a Action, rs *runState) Outcome
 // verdict. Whatever it cannot read it logs and lets the shutdown through:
 // an operator's stop is never blocked on an error (design.md, "The stop
 // guard").
-func (r *Runner) guardStop(ctx context.Context, a Action) Outcome {
+func (r *Runner) guardStop(ctx context.Context, a Action, rs *runState) Outcome {
 	if r.Records == nil {
 		return Outcome{Done: "stop guard not set up: shutdown let through"}
 	}
@@ -274,7 +288,7 @@ func (r *Runner) guardStop(ctx context.Context, a Action) Outcome {
 	case !ok:
 		return Outcome{Done: "shutdown of " + a.Instance + " let through: no mark-down by ganeti-userdown in flight"}
 	}
-	doms, err := r.Xen.List(ctx)
+	doms, err := rs.list(ctx, r.Xen)
 	if err != nil {
 		r.log().Warn("stop guard: domains not listed; shutdown let through", "instance", a.Instance, "err", err)
 		return Outcome{Done: "domains not listed: shutdown of " + a.Instance + " let through"}
@@ -289,16 +303,13 @@ func (r *Runner) guardStop(ctx context.Context, a Action) Outcome {
 
 // destroyDead destroys the preserved dead domains of instance, by domid,
 // each re-checked right before (destroy.Safely). A crashed one is dumped
-// first when a dump directory is configured. After the start guard it
-// considers only the domains the guard judged (destroy.Safely then skips
-// any whose state changed since), else it lists them itself.
+// first when a dump directory is configured. It considers the run's
+// listing, so after the start guard only the domains the guard judged
+// (destroy.Safely then skips any whose state changed since).
 func (r *Runner) destroyDead(ctx context.Context, instance string, rs *runState) Outcome {
-	doms := rs.guardSaw
-	if !rs.guardListed {
-		var err error
-		if doms, err = r.Xen.List(ctx); err != nil {
-			return Outcome{Err: fmt.Errorf("list domains: %w", err)}
-		}
+	doms, err := rs.list(ctx, r.Xen)
+	if err != nil {
+		return Outcome{Err: fmt.Errorf("list domains: %w", err)}
 	}
 	dead := detect.DeadDomainsOf(doms, instance)
 	if len(dead) == 0 {
