@@ -218,6 +218,9 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 	// locks of their instances tell (detect.Spent).
 	spentCands := detect.SpentCandidates(intents, domains, now)
 	var spent []state.Intent
+	keepSpent := func(what string, err error) {
+		problem(fmt.Errorf("intents that may have outlived their job kept: %s: %w", what, err))
+	}
 	var client ganeti.Client
 	if detect.NeedsCluster(domains) {
 		client, err = s.Cluster(ctx)
@@ -253,7 +256,7 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 			case err != nil && len(acting) > 0:
 				return Result{}, &UnreadableError{What: "query the instance locks", Err: err}
 			case err != nil:
-				problem(fmt.Errorf("intents that may have outlived their job kept: query the instance locks: %w", err))
+				keepSpent("query the instance locks", err)
 			default:
 				in.Locked = locked
 				spent = detect.Spent(intents, domains, locked, now)
@@ -262,7 +265,13 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 	} else if len(spentCands) > 0 && s.Cluster != nil {
 		// Every domain runs: only the spent intents need the cluster,
 		// and a failure to ask it costs nothing but their removal.
-		spent = s.spentIntents(ctx, intents, domains, spentCands, now, problem)
+		if c, err := s.Cluster(ctx); err != nil {
+			keepSpent("cluster client", err)
+		} else if locked, err := c.Locked(ctx, spentCands); err != nil {
+			keepSpent("query the instance locks", err)
+		} else {
+			spent = detect.Spent(intents, domains, locked, now)
+		}
 	}
 	for _, it := range spent {
 		rep.SpentIntents = append(rep.SpentIntents, detect.SpentWhy(it))
@@ -273,22 +282,6 @@ func Node(ctx context.Context, s Sources) (Result, error) {
 		rep.MarkDown = []string{}
 	}
 	return Result{Report: rep, Client: client, Observations: obs, Changed: len(obsProblems) > 0 || !prev.Same(obs), Spent: spent}, nil
-}
-
-// spentIntents asks the cluster which of the instances cands a job holds
-// and returns the spent intents; a problem is reported, not returned.
-func (s Sources) spentIntents(ctx context.Context, intents []state.Intent, domains []xen.Domain, cands []string, now time.Time, problem func(error)) []state.Intent {
-	client, err := s.Cluster(ctx)
-	if err != nil {
-		problem(fmt.Errorf("intents that may have outlived their job kept: cluster client: %w", err))
-		return nil
-	}
-	locked, err := client.Locked(ctx, cands)
-	if err != nil {
-		problem(fmt.Errorf("intents that may have outlived their job kept: query the instance locks: %w", err))
-		return nil
-	}
-	return detect.Spent(intents, domains, locked, now)
 }
 
 // union returns the sorted names in a or b, once each.
