@@ -74,12 +74,11 @@ func isIdentStart(c byte) bool { return c >= 'a' && c <= 'z' }
 func isIdentByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_'
 }
-func isDigit(c byte) bool           { return c >= '0' && c <= '9' }
-func isNumberByte(c byte) bool      { return isDigit(c) || c >= 'a' && c <= 'f' || c == 'x' }
-func isPythonByte(c byte) bool      { return c >= '+' && c <= '.' || c == '(' || c == ')' || c == ':' }
-func isQuote(c byte) bool           { return c == '\'' || c == '"' }
-func isBlank(c byte) bool           { return c == ' ' || c == '\t' }
-func isValueToken(k TokenKind) bool { return k == TokString || k == TokNumber }
+func isDigit(c byte) bool      { return c >= '0' && c <= '9' }
+func isNumberByte(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' || c == 'x' }
+func isPythonByte(c byte) bool { return c >= '+' && c <= '.' || c == '(' || c == ')' || c == ':' }
+func isQuote(c byte) bool      { return c == '\'' || c == '"' }
+func isBlank(c byte) bool      { return c == ' ' || c == '\t' }
 
 // next returns the next token. Strings are checked here (their escapes
 // must be ones Xen accepts), so a token that comes back is well formed.

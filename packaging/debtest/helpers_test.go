@@ -167,17 +167,6 @@ func realDeb(t *testing.T, version string) string {
 	return p
 }
 
-func copyFile(t *testing.T, src, dst string, mode fs.FileMode) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // run runs a command and fails the test when it fails.
 func run(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()

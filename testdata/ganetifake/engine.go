@@ -80,9 +80,6 @@ var lockFieldDefs = map[string]FieldDef{
 	"pending": {"pending", "Pending", "other", "Jobs waiting for the lock"},
 }
 
-// liveFields make the real master ask every node's hypervisor.
-var liveFields = map[string]bool{"oper_state": true, "status": true}
-
 // QueryResult is Ganeti's query answer: field definitions and rows of
 // [status, value] pairs.
 type QueryResult struct {
